@@ -1,1 +1,3 @@
-//! placeholder
+//! Dooz gateway: S3 front door, object engine, metadata stores and pack backends.
+
+pub mod meta;

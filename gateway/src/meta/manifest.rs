@@ -1,0 +1,259 @@
+//! The manifest of an object version or part: its chunks in order, and for a
+//! multipart object the parts they came from. Stored as a compact binary blob.
+//!
+//! Layout (little-endian), version 1:
+//! ```text
+//! "DZMF" | u8 version=1 | u32 part_count | parts | u32 chunk_count | chunks
+//! part  = u32 part_number | u64 size | u32 chunk_count | u16 etag_len | etag bytes
+//! chunk = [u8; 32] chunk id | u32 plaintext length
+//! ```
+
+use super::model::ChunkKey;
+
+const MAGIC: &[u8; 4] = b"DZMF";
+const VERSION: u8 = 1;
+/// A manifest can never hold more entries than an object of 5 TiB cut into
+/// minimum-size chunks; this bound keeps a corrupt count from allocating.
+const MAX_ENTRIES: usize = 1 << 26;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManifestChunk {
+    pub id: ChunkKey,
+    pub plain_len: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManifestPart {
+    pub part_number: u32,
+    pub size: u64,
+    pub chunk_count: u32,
+    pub etag: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Empty for single-part objects.
+    pub parts: Vec<ManifestPart>,
+    pub chunks: Vec<ManifestChunk>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("manifest truncated at byte {0}")]
+    Truncated(usize),
+    #[error("manifest has bad magic or unsupported version {0}")]
+    BadHeader(u8),
+    #[error("manifest count {0} exceeds the bound")]
+    TooLarge(usize),
+    #[error("manifest part etag is not UTF-8")]
+    BadEtag,
+    #[error("manifest has {0} trailing bytes")]
+    Trailing(usize),
+    #[error("manifest parts cover {parts} chunks but it lists {chunks}")]
+    PartMismatch { parts: u64, chunks: usize },
+}
+
+impl Manifest {
+    pub fn single(chunks: Vec<ManifestChunk>) -> Self {
+        Self {
+            parts: Vec::new(),
+            chunks,
+        }
+    }
+
+    /// Total plaintext length.
+    pub fn size(&self) -> u64 {
+        self.chunks.iter().map(|c| u64::from(c.plain_len)).sum()
+    }
+
+    /// How many references each distinct chunk receives from this manifest.
+    pub fn ref_counts(&self) -> std::collections::BTreeMap<ChunkKey, i64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for c in &self.chunks {
+            *counts.entry(c.id).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(13 + self.chunks.len() * 36 + self.parts.len() * 60);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
+        for p in &self.parts {
+            out.extend_from_slice(&p.part_number.to_le_bytes());
+            out.extend_from_slice(&p.size.to_le_bytes());
+            out.extend_from_slice(&p.chunk_count.to_le_bytes());
+            let etag = p.etag.as_bytes();
+            let etag = &etag[..etag.len().min(usize::from(u16::MAX))];
+            out.extend_from_slice(&(etag.len() as u16).to_le_bytes());
+            out.extend_from_slice(etag);
+        }
+        out.extend_from_slice(&(self.chunks.len() as u32).to_le_bytes());
+        for c in &self.chunks {
+            out.extend_from_slice(&c.id);
+            out.extend_from_slice(&c.plain_len.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(ManifestError::BadHeader(0));
+        }
+        let version = r.take(1)?[0];
+        if version != VERSION {
+            return Err(ManifestError::BadHeader(version));
+        }
+        let part_count = r.count()?;
+        let mut parts = Vec::with_capacity(part_count.min(10_000));
+        for _ in 0..part_count {
+            let part_number = r.u32()?;
+            let size = r.u64()?;
+            let chunk_count = r.u32()?;
+            let etag_len = usize::from(r.u16()?);
+            let etag = std::str::from_utf8(r.take(etag_len)?)
+                .map_err(|_| ManifestError::BadEtag)?
+                .to_owned();
+            parts.push(ManifestPart {
+                part_number,
+                size,
+                chunk_count,
+                etag,
+            });
+        }
+        let chunk_count = r.count()?;
+        // Each chunk needs 36 bytes: a count beyond what is left is corrupt.
+        if chunk_count > (bytes.len() - r.pos) / 36 {
+            return Err(ManifestError::Truncated(bytes.len()));
+        }
+        let mut chunks = Vec::with_capacity(chunk_count);
+        for _ in 0..chunk_count {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(r.take(32)?);
+            let plain_len = r.u32()?;
+            chunks.push(ManifestChunk { id, plain_len });
+        }
+        if r.pos != bytes.len() {
+            return Err(ManifestError::Trailing(bytes.len() - r.pos));
+        }
+        if !parts.is_empty() {
+            let covered: u64 = parts.iter().map(|p| u64::from(p.chunk_count)).sum();
+            if covered != chunks.len() as u64 {
+                return Err(ManifestError::PartMismatch {
+                    parts: covered,
+                    chunks: chunks.len(),
+                });
+            }
+        }
+        Ok(Self { parts, chunks })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ManifestError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or(ManifestError::Truncated(self.pos))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u16(&mut self) -> Result<u16, ManifestError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, ManifestError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, ManifestError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn count(&mut self) -> Result<usize, ManifestError> {
+        let n = self.u32()? as usize;
+        if n > MAX_ENTRIES {
+            return Err(ManifestError::TooLarge(n));
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunk(b: u8, len: u32) -> ManifestChunk {
+        ManifestChunk {
+            id: [b; 32],
+            plain_len: len,
+        }
+    }
+
+    #[test]
+    fn round_trip_with_parts() {
+        let m = Manifest {
+            parts: vec![
+                ManifestPart {
+                    part_number: 1,
+                    size: 30,
+                    chunk_count: 2,
+                    etag: "\"abc\"".into(),
+                },
+                ManifestPart {
+                    part_number: 3,
+                    size: 5,
+                    chunk_count: 1,
+                    etag: "\"def\"".into(),
+                },
+            ],
+            chunks: vec![chunk(1, 10), chunk(2, 20), chunk(1, 5)],
+        };
+        let decoded = Manifest::decode(&m.encode()).unwrap();
+        assert_eq!(decoded, m);
+        assert_eq!(decoded.size(), 35);
+        assert_eq!(decoded.ref_counts().get(&[1u8; 32]), Some(&2));
+    }
+
+    #[test]
+    fn rejects_parts_not_covering_chunks() {
+        let m = Manifest {
+            parts: vec![ManifestPart {
+                part_number: 1,
+                size: 10,
+                chunk_count: 2,
+                etag: String::new(),
+            }],
+            chunks: vec![chunk(1, 10)],
+        };
+        assert!(matches!(
+            Manifest::decode(&m.encode()),
+            Err(ManifestError::PartMismatch { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Manifest::decode(&bytes);
+        }
+
+        #[test]
+        fn truncation_is_detected(n in 1usize..20, cut in 1usize..36) {
+            let m = Manifest::single((0..n).map(|i| chunk(i as u8, i as u32)).collect());
+            let enc = m.encode();
+            prop_assert!(Manifest::decode(&enc[..enc.len() - cut]).is_err());
+        }
+    }
+}

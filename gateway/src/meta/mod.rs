@@ -1,0 +1,173 @@
+//! Metadata: tenants, users, buckets, object versions, chunks and packs.
+//!
+//! One [`MetaStore`] trait; SQLite (embedded default) and PostgreSQL behind it,
+//! both passing one shared test suite. Every write that makes data visible is a
+//! single transaction: that commit is the linearization point of the request.
+
+pub mod manifest;
+pub mod model;
+
+use async_trait::async_trait;
+
+pub use manifest::{Manifest, ManifestChunk, ManifestPart};
+pub use model::*;
+
+/// Why a metadata operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaError {
+    #[error("no such bucket: {0}")]
+    NoSuchBucket(String),
+    #[error("no such key: {bucket}/{key}")]
+    NoSuchKey { bucket: String, key: String },
+    #[error("no such version {version} of {bucket}/{key}")]
+    NoSuchVersion {
+        bucket: String,
+        key: String,
+        version: String,
+    },
+    #[error("no such multipart upload: {0}")]
+    NoSuchUpload(String),
+    #[error("bucket {0} already exists and belongs to another tenant")]
+    BucketAlreadyExists(String),
+    #[error("bucket {0} already exists and is yours")]
+    BucketAlreadyOwnedByYou(String),
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    /// A chunk the request planned to reuse was collected before the commit;
+    /// the client should retry the request.
+    #[error("chunk {0} vanished before commit")]
+    ChunkVanished(String),
+    #[error("{what} already exists: {name}")]
+    AlreadyExists { what: &'static str, name: String },
+    #[error("{what} not found: {name}")]
+    NotFound { what: &'static str, name: String },
+    #[error(
+        "metadata schema version {found} is newer than this binary knows ({known}); upgrade dooz"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+    #[error("metadata store error: {0}")]
+    Internal(String),
+}
+
+pub type MetaResult<T> = Result<T, MetaError>;
+
+/// Keys are compared as UTF-8 byte strings everywhere (S3 lists in binary order).
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Short name for logs and metrics: "sqlite" or "postgres".
+    fn kind(&self) -> &'static str;
+    /// Cheap round trip, for /health/ready.
+    async fn ping(&self) -> MetaResult<()>;
+
+    // --- tenants and users ---
+    async fn create_tenant(&self, tenant: &Tenant) -> MetaResult<()>;
+    async fn get_tenant(&self, id: TenantId) -> MetaResult<Option<Tenant>>;
+    async fn get_tenant_by_name(&self, name: &str) -> MetaResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> MetaResult<Vec<Tenant>>;
+    async fn set_tenant_epoch(&self, id: TenantId, epoch: u32) -> MetaResult<()>;
+    /// Compare-and-set of the wrapped TMK (key rotation). False if it changed meanwhile.
+    async fn replace_wrapped_tmk(&self, id: TenantId, old: &[u8], new: &[u8]) -> MetaResult<bool>;
+    /// Tenants ordered by id, after the cursor (for batched rotation).
+    async fn list_tenants_after(
+        &self,
+        after: Option<TenantId>,
+        limit: usize,
+    ) -> MetaResult<Vec<Tenant>>;
+
+    async fn create_user(&self, user: &User) -> MetaResult<()>;
+    async fn get_user(&self, access_key: &str) -> MetaResult<Option<User>>;
+    async fn list_users(&self, tenant: Option<TenantId>) -> MetaResult<Vec<User>>;
+    async fn delete_user(&self, access_key: &str) -> MetaResult<bool>;
+
+    // --- buckets ---
+    /// BucketAlreadyOwnedByYou / BucketAlreadyExists when the name is taken.
+    async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()>;
+    async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>>;
+    async fn list_buckets(&self, tenant: TenantId) -> MetaResult<Vec<Bucket>>;
+    /// BucketNotEmpty while any object version or multipart upload remains.
+    async fn delete_bucket(&self, name: &str) -> MetaResult<()>;
+
+    // --- objects ---
+    /// The latest version when `version_id` is None (which may be a delete marker).
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> MetaResult<Option<ObjectVersion>>;
+    /// Latest, non-delete-marker versions with key starting with `prefix` and
+    /// strictly greater than `after`, in byte order, at most `limit`.
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Page<ObjectSummary>>;
+    /// Which of these chunks exist for the tenant (live or zombie). A zombie hit
+    /// has its zombie_since moved to now, so GC grants the caller a full grace
+    /// period to commit its reference.
+    async fn lookup_chunks(&self, tenant: TenantId, ids: &[ChunkKey]) -> MetaResult<Vec<ChunkKey>>;
+    async fn chunk_locations(
+        &self,
+        tenant: TenantId,
+        ids: &[ChunkKey],
+    ) -> MetaResult<Vec<(ChunkKey, ChunkLocation)>>;
+    /// One transaction: evaluate conditions against the latest version; insert
+    /// new packs and chunks (insert-or-increment); increment (and revive)
+    /// reused chunks, failing with ChunkVanished if one is gone; replace the
+    /// previous "null" version (decrementing its chunks); insert the version as
+    /// latest.
+    async fn commit_object(&self, commit: ObjectCommit) -> MetaResult<CommitOutcome>;
+    /// Unversioned delete: remove the version and decrement its chunks. A
+    /// missing key is not an error (deleted_version = None).
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> MetaResult<DeleteOutcome>;
+
+    // --- multipart ---
+    async fn create_multipart(&self, upload: &MultipartUpload) -> MetaResult<()>;
+    async fn get_multipart(&self, upload_id: &str) -> MetaResult<Option<MultipartUpload>>;
+    /// Uploads of a bucket ordered by (key, upload_id) after the markers.
+    async fn list_multipart(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> MetaResult<Page<MultipartUpload>>;
+    /// Stores a part (same chunk accounting as commit_object); replaces a part
+    /// with the same number, releasing its references. NoSuchUpload if gone.
+    async fn commit_part(&self, commit: PartCommit) -> MetaResult<()>;
+    /// Parts ordered by number, after the marker.
+    async fn list_parts(&self, upload_id: &str, after: u32, limit: usize)
+    -> MetaResult<Page<Part>>;
+    /// Turns the upload into an object version: `commit.manifest` concatenates
+    /// the chosen parts (their references move to the object); references of
+    /// unchosen parts are released; the upload and its parts disappear. Its
+    /// new_chunks/new_packs are empty. Conditions as in commit_object.
+    async fn complete_multipart(
+        &self,
+        upload_id: &str,
+        commit: ObjectCommit,
+    ) -> MetaResult<CommitOutcome>;
+    /// Releases every part's references and removes the upload.
+    async fn abort_multipart(&self, upload_id: &str) -> MetaResult<()>;
+
+    // --- packs, accounting, checks ---
+    async fn list_packs(&self, tenant: Option<TenantId>) -> MetaResult<Vec<PackRecord>>;
+    async fn usage(&self, tenant: Option<TenantId>) -> MetaResult<UsageStats>;
+    /// Recomputes refcounts from every manifest (objects and parts) and pack
+    /// live bytes from live chunks, and compares with what is stored.
+    async fn fsck(&self) -> MetaResult<FsckReport>;
+}

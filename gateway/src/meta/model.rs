@@ -1,0 +1,280 @@
+//! Records the metadata store holds, independent of the database behind it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::manifest::Manifest;
+
+/// Tenant ids are UUIDs; their 16 bytes go into chunk AADs.
+pub type TenantId = uuid::Uuid;
+
+/// 32-byte keyed-BLAKE3 chunk id (see chunker::ChunkId); kept as bytes here so
+/// the metadata layer does not depend on the chunker.
+pub type ChunkKey = [u8; 32];
+
+/// Random 16-byte pack id; its lowercase hex is the pack's name on the backend.
+pub type PackKey = [u8; 16];
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    /// "aes-256-gcm-siv" or "chacha20-poly1305".
+    pub cipher: String,
+    /// Encryption epoch new chunks are sealed under.
+    pub current_epoch: u32,
+    /// keyvault::WrappedTmk::to_bytes()
+    pub wrapped_tmk: Vec<u8>,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub access_key: String,
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// The secret key sealed with the tenant's K_secret (keyvault::secrets).
+    pub secret_sealed: Vec<u8>,
+    pub policy: Policy,
+    pub created_at: Millis,
+}
+
+/// What a user may do inside its own tenant. Nobody reaches another tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Everything in the tenant, buckets included.
+    Admin,
+    /// Read and write objects; cannot create or delete buckets.
+    ReadWrite,
+    /// List and read only.
+    ReadOnly,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Admin => "admin",
+            Policy::ReadWrite => "read-write",
+            Policy::ReadOnly => "read-only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Policy::Admin),
+            "read-write" => Some(Policy::ReadWrite),
+            "read-only" => Some(Policy::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    pub name: String,
+    pub tenant_id: TenantId,
+    /// Name of the backend (from the config) its packs go to.
+    pub backend: String,
+    pub created_at: Millis,
+}
+
+/// The representation and integrity data stored with an object version.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAttrs {
+    pub size: u64,
+    /// Quoted S3 ETag, e.g. "\"9e107d9d372bb6826bd81d3542a419d6\"" or "\"...-3\"".
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    /// RFC 7231 date as sent by the client.
+    pub expires: Option<String>,
+    /// x-amz-meta-* without the prefix, lower-cased names.
+    pub user_metadata: BTreeMap<String, String>,
+    /// Algorithm name ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256") -> base64 value.
+    pub checksums: BTreeMap<String, String>,
+    /// "FULL_OBJECT" or "COMPOSITE" when checksums are present.
+    pub checksum_type: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub bucket: String,
+    pub key: String,
+    /// "null" for objects written while versioning is off.
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    pub attrs: ObjectAttrs,
+    pub created_at: Millis,
+    pub manifest: Manifest,
+}
+
+/// One row of a listing (latest, non-delete-marker versions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub created_at: Millis,
+}
+
+/// Where a chunk's frame lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkLocation {
+    pub pack_id: PackKey,
+    pub offset: u64,
+    pub len: u32,
+    pub plain_len: u32,
+    pub epoch: u32,
+}
+
+/// A frame this upload wrote into one of its new packs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewChunk {
+    pub id: ChunkKey,
+    pub loc: ChunkLocation,
+}
+
+/// A pack this upload wrote and the backend acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPack {
+    pub id: PackKey,
+    pub backend: String,
+    pub size: u64,
+}
+
+/// Conditions evaluated against the current latest version inside the commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteConditions {
+    /// Commit only if the latest version's etag equals one of these (quoted or not; "*" = exists).
+    pub if_match: Option<String>,
+    /// Commit only if no latest version exists ("*") or its etag differs.
+    pub if_none_match: Option<String>,
+}
+
+/// Everything one PutObject / CompleteMultipartUpload / CopyObject commits at once.
+#[derive(Clone, Debug)]
+pub struct ObjectCommit {
+    pub tenant_id: TenantId,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+    pub attrs: ObjectAttrs,
+    pub created_at: Millis,
+    pub manifest: Manifest,
+    /// Frames this request stored; all other manifest chunks must already exist
+    /// (live or zombie) and are revived / incremented.
+    pub new_chunks: Vec<NewChunk>,
+    pub new_packs: Vec<NewPack>,
+    pub conditions: WriteConditions,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// The version that was latest before and is now gone (unversioned overwrite).
+    pub replaced: Option<String>,
+    /// New chunks whose row another concurrent upload created first: their
+    /// frames in our packs are dead bytes.
+    pub lost_races: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub deleted_version: Option<String>,
+    pub delete_marker: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartUpload {
+    pub upload_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub tenant_id: TenantId,
+    /// Attributes given at CreateMultipartUpload (size/etag filled at completion).
+    pub attrs: ObjectAttrs,
+    /// The checksum algorithm the client announced, if any.
+    pub checksum_algorithm: Option<String>,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub part_number: u32,
+    pub size: u64,
+    pub etag: String,
+    pub checksums: BTreeMap<String, String>,
+    pub created_at: Millis,
+    pub manifest: Manifest,
+}
+
+#[derive(Clone, Debug)]
+pub struct PartCommit {
+    pub tenant_id: TenantId,
+    pub upload_id: String,
+    pub part: Part,
+    pub new_chunks: Vec<NewChunk>,
+    pub new_packs: Vec<NewPack>,
+}
+
+/// A page of a listing. `next` is the last key (or upload/part marker) returned
+/// when more rows exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackRecord {
+    pub id: PackKey,
+    pub tenant_id: TenantId,
+    pub backend: String,
+    pub size: u64,
+    pub live_bytes: u64,
+    pub created_at: Millis,
+}
+
+/// Logical vs stored totals of one tenant (or all, summed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsageStats {
+    pub objects: u64,
+    pub logical_bytes: u64,
+    pub chunks: u64,
+    pub chunk_plain_bytes: u64,
+    pub chunk_stored_bytes: u64,
+    pub packs: u64,
+    pub pack_bytes: u64,
+}
+
+/// What `dooz fsck` found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    pub objects_checked: u64,
+    pub parts_checked: u64,
+    pub chunks_checked: u64,
+    /// (tenant, chunk, stored refcount, recomputed refcount)
+    pub refcount_mismatches: Vec<(TenantId, ChunkKey, i64, i64)>,
+    /// Manifest entries whose chunk row does not exist.
+    pub missing_chunks: Vec<(TenantId, ChunkKey)>,
+    /// Chunk rows pointing at a pack row that does not exist.
+    pub missing_pack_rows: Vec<PackKey>,
+    /// Packs whose live_bytes disagree with the sum of their live chunks.
+    pub live_bytes_mismatches: Vec<(PackKey, u64, u64)>,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.refcount_mismatches.is_empty()
+            && self.missing_chunks.is_empty()
+            && self.missing_pack_rows.is_empty()
+            && self.live_bytes_mismatches.is_empty()
+    }
+}
