@@ -1,0 +1,195 @@
+//! Prometheus metrics, named by Prometheus conventions (`dooz_` prefix,
+//! `_total` counters, `_seconds` and `_bytes` units). One process-wide
+//! registry; `/metrics` on the admin endpoint renders it.
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets from 0.5 ms to 60 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub s3_requests: IntCounterVec,
+    pub s3_duration: HistogramVec,
+    pub s3_in_flight: IntGauge,
+    pub s3_received_bytes: IntCounter,
+    pub s3_sent_bytes: IntCounter,
+    pub logical_bytes: IntCounter,
+    pub stored_bytes: IntCounter,
+    pub chunks: IntCounterVec,
+    pub backend_requests: IntCounterVec,
+    pub backend_duration: HistogramVec,
+    pub backend_written_bytes: IntCounterVec,
+    pub meta_duration: HistogramVec,
+    pub commit_conflicts: IntCounterVec,
+    pub build_info: IntGaugeVec,
+    pub memory_budget_wait: Histogram,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(r, Box::new(c.clone()), name);
+    c
+}
+
+fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(r, Box::new(h.clone()), name);
+    h
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(r, Box::new(c.clone()), name);
+    c
+}
+
+// Metric definitions are static: a failure here is a programming error found
+// by the first test that touches metrics, never a runtime condition.
+fn register(r: &Registry, c: Box<dyn prometheus::core::Collector>, name: &str) {
+    r.register(c)
+        .unwrap_or_else(|e| panic!("register metric {name}: {e}"));
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let r = Registry::new();
+    let s3_in_flight = IntGauge::new(
+        "dooz_s3_requests_in_flight",
+        "S3 requests currently being served",
+    )
+    .unwrap_or_else(|e| panic!("metric: {e}"));
+    register(&r, Box::new(s3_in_flight.clone()), "in_flight");
+    let build_info = IntGaugeVec::new(
+        Opts::new("dooz_build_info", "Build information; always 1"),
+        &["version"],
+    )
+    .unwrap_or_else(|e| panic!("metric: {e}"));
+    register(&r, Box::new(build_info.clone()), "build_info");
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    let memory_budget_wait = Histogram::with_opts(
+        HistogramOpts::new(
+            "dooz_upload_memory_wait_seconds",
+            "Time uploads waited for the global pack-buffer budget",
+        )
+        .buckets(LATENCY_BUCKETS.to_vec()),
+    )
+    .unwrap_or_else(|e| panic!("metric: {e}"));
+    register(&r, Box::new(memory_budget_wait.clone()), "memory_wait");
+    Metrics {
+        s3_requests: counter_vec(
+            &r,
+            "dooz_s3_requests_total",
+            "S3 requests by operation and HTTP status",
+            &["operation", "status"],
+        ),
+        s3_duration: histogram_vec(
+            &r,
+            "dooz_s3_request_duration_seconds",
+            "S3 request latency by operation",
+            &["operation"],
+        ),
+        s3_in_flight,
+        s3_received_bytes: counter(
+            &r,
+            "dooz_s3_received_bytes_total",
+            "Request body bytes received from S3 clients",
+        ),
+        s3_sent_bytes: counter(
+            &r,
+            "dooz_s3_sent_bytes_total",
+            "Object bytes sent to S3 clients",
+        ),
+        logical_bytes: counter(
+            &r,
+            "dooz_logical_written_bytes_total",
+            "Plaintext bytes of objects and parts written",
+        ),
+        stored_bytes: counter(
+            &r,
+            "dooz_stored_written_bytes_total",
+            "Bytes of new chunk frames written to packs (after dedup, compression, encryption)",
+        ),
+        chunks: counter_vec(
+            &r,
+            "dooz_chunks_total",
+            "Chunks written, by whether they were new or deduplicated",
+            &["kind"],
+        ),
+        backend_requests: counter_vec(
+            &r,
+            "dooz_backend_requests_total",
+            "Backend requests by backend, operation and result",
+            &["backend", "operation", "result"],
+        ),
+        backend_duration: histogram_vec(
+            &r,
+            "dooz_backend_request_duration_seconds",
+            "Backend request latency (retries included)",
+            &["backend", "operation"],
+        ),
+        backend_written_bytes: counter_vec(
+            &r,
+            "dooz_backend_written_bytes_total",
+            "Pack bytes written to each backend",
+            &["backend"],
+        ),
+        meta_duration: histogram_vec(
+            &r,
+            "dooz_meta_operation_duration_seconds",
+            "Metadata store operation latency",
+            &["store", "operation"],
+        ),
+        commit_conflicts: counter_vec(
+            &r,
+            "dooz_commit_conflicts_total",
+            "Commits refused by a condition or a concurrent change",
+            &["reason"],
+        ),
+        build_info,
+        memory_budget_wait,
+        registry: r,
+    }
+});
+
+pub fn backend_request(backend: &str, op: &str, started: Instant, ok: bool) {
+    let m = &*METRICS;
+    m.backend_requests
+        .with_label_values(&[backend, op, if ok { "ok" } else { "error" }])
+        .inc();
+    m.backend_duration
+        .with_label_values(&[backend, op])
+        .observe(started.elapsed().as_secs_f64());
+}
+
+pub fn backend_bytes_written(backend: &str, bytes: usize) {
+    METRICS
+        .backend_written_bytes
+        .with_label_values(&[backend])
+        .inc_by(bytes as u64);
+}
+
+/// The text exposition of every metric.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    let families = METRICS.registry.gather();
+    if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+        tracing::error!(error = %e, "encoding metrics");
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}

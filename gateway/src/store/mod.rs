@@ -1,0 +1,272 @@
+//! Packs on backends: one small [`PackStore`] over `object_store`, whatever
+//! the backend. Packs are written create-only under random names and never
+//! modified; a write returns only once the backend holds the bytes durably.
+
+pub mod config;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig,
+};
+
+pub use config::{BackendConfig, RetrySettings, S3BackendConfig};
+
+use crate::meta::PackKey;
+
+/// Why a backend operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or kept failing after retries: a
+    /// client should get 503 and may retry.
+    #[error("backend {backend} unavailable: {message}")]
+    Unavailable { backend: String, message: String },
+    #[error("pack {pack} not found on backend {backend}")]
+    NotFound { backend: String, pack: String },
+    #[error("pack {pack} already exists on backend {backend}")]
+    AlreadyExists { backend: String, pack: String },
+    #[error("no backend named {0} is configured")]
+    UnknownBackend(String),
+    #[error("backend {backend} misconfigured: {message}")]
+    Config { backend: String, message: String },
+}
+
+/// One named backend holding packs.
+#[derive(Clone)]
+pub struct PackStore {
+    name: String,
+    inner: Arc<dyn ObjectStore>,
+    prefix: String,
+    create_only: bool,
+}
+
+impl std::fmt::Debug for PackStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackStore")
+            .field("name", &self.name)
+            .field("backend", &self.inner.to_string())
+            .finish()
+    }
+}
+
+/// Pack name on the backend: two hex characters of fan-out, then the id.
+pub fn pack_path(prefix: &str, id: &PackKey) -> String {
+    let hex = hex::encode(id);
+    format!("{prefix}packs/{}/{hex}.dzp", &hex[..2])
+}
+
+impl PackStore {
+    pub fn open(name: &str, cfg: &BackendConfig) -> Result<Self, StoreError> {
+        let config_err = |e: object_store::Error| StoreError::Config {
+            backend: name.to_owned(),
+            message: e.to_string(),
+        };
+        let (inner, prefix, create_only): (Arc<dyn ObjectStore>, String, bool) = match cfg {
+            BackendConfig::Local { path } => {
+                std::fs::create_dir_all(path).map_err(|e| StoreError::Config {
+                    backend: name.to_owned(),
+                    message: format!("cannot create {}: {e}", path.display()),
+                })?;
+                let fs = LocalFileSystem::new_with_prefix(path)
+                    .map_err(config_err)?
+                    .with_fsync(true);
+                (Arc::new(fs), String::new(), true)
+            }
+            BackendConfig::Memory => (Arc::new(InMemory::new()), String::new(), true),
+            BackendConfig::S3(s3) => {
+                let r = &s3.retry;
+                let client = ClientOptions::new()
+                    .with_allow_http(true)
+                    .with_connect_timeout(r.connect_timeout)
+                    .with_timeout(r.request_timeout)
+                    .with_pool_max_idle_per_host(64);
+                let retry = RetryConfig {
+                    backoff: BackoffConfig::default(),
+                    max_retries: r.max_retries,
+                    retry_timeout: r.retry_timeout,
+                };
+                let mut b = AmazonS3Builder::new()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(&s3.region)
+                    .with_client_options(client)
+                    .with_retry(retry)
+                    .with_virtual_hosted_style_request(s3.virtual_hosted);
+                if !s3.endpoint.is_empty() {
+                    b = b.with_endpoint(&s3.endpoint).with_allow_http(true);
+                }
+                if !s3.access_key_id.is_empty() {
+                    b = b
+                        .with_access_key_id(&s3.access_key_id)
+                        .with_secret_access_key(&s3.secret_access_key);
+                }
+                (
+                    Arc::new(b.build().map_err(config_err)?),
+                    s3.prefix.clone(),
+                    s3.create_only,
+                )
+            }
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            inner,
+            prefix,
+            create_only,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn path(&self, id: &PackKey) -> Path {
+        Path::from(pack_path(&self.prefix, id))
+    }
+
+    fn map_err(&self, id: &PackKey, e: object_store::Error) -> StoreError {
+        let pack = hex::encode(id);
+        match e {
+            object_store::Error::NotFound { .. } => StoreError::NotFound {
+                backend: self.name.clone(),
+                pack,
+            },
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => StoreError::AlreadyExists {
+                backend: self.name.clone(),
+                pack,
+            },
+            other => StoreError::Unavailable {
+                backend: self.name.clone(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// Writes a whole pack; returns once the backend acknowledged it durably.
+    pub async fn put_pack(&self, id: &PackKey, bytes: Bytes) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let len = bytes.len();
+        let opts = PutOptions {
+            mode: if self.create_only {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            },
+            ..Default::default()
+        };
+        let res = self
+            .inner
+            .put_opts(&self.path(id), PutPayload::from_bytes(bytes), opts)
+            .await;
+        crate::metrics::backend_request(&self.name, "put", started, res.is_ok());
+        res.map_err(|e| self.map_err(id, e))?;
+        crate::metrics::backend_bytes_written(&self.name, len);
+        Ok(())
+    }
+
+    /// Reads `range` of a pack (the frames a request needs).
+    pub async fn get_range(&self, id: &PackKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        let started = Instant::now();
+        let res = self.inner.get_range(&self.path(id), range).await;
+        crate::metrics::backend_request(&self.name, "get", started, res.is_ok());
+        res.map_err(|e| self.map_err(id, e))
+    }
+
+    pub async fn get_pack(&self, id: &PackKey) -> Result<Bytes, StoreError> {
+        let started = Instant::now();
+        let res = match self.inner.get(&self.path(id)).await {
+            Ok(r) => r.bytes().await,
+            Err(e) => Err(e),
+        };
+        crate::metrics::backend_request(&self.name, "get", started, res.is_ok());
+        res.map_err(|e| self.map_err(id, e))
+    }
+
+    pub async fn pack_size(&self, id: &PackKey) -> Result<u64, StoreError> {
+        let started = Instant::now();
+        let res = self.inner.head(&self.path(id)).await;
+        crate::metrics::backend_request(&self.name, "head", started, res.is_ok());
+        res.map(|m| m.size).map_err(|e| self.map_err(id, e))
+    }
+
+    pub async fn delete_pack(&self, id: &PackKey) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let res = self.inner.delete(&self.path(id)).await;
+        crate::metrics::backend_request(&self.name, "delete", started, res.is_ok());
+        match res {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.map_err(id, e)),
+        }
+    }
+
+    /// Every pack on the backend with its size (for fsck and recovery).
+    pub async fn list_packs(&self) -> Result<Vec<(PackKey, u64)>, StoreError> {
+        let prefix = Path::from(format!("{}packs", self.prefix));
+        let mut stream = self.inner.list(Some(&prefix));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            let meta = item.map_err(|e| StoreError::Unavailable {
+                backend: self.name.clone(),
+                message: e.to_string(),
+            })?;
+            let Some(file) = meta.location.filename() else {
+                continue;
+            };
+            let Some(hex_id) = file.strip_suffix(".dzp") else {
+                continue;
+            };
+            let mut id = [0u8; 16];
+            if hex::decode_to_slice(hex_id, &mut id).is_ok() {
+                out.push((id, meta.size));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A cheap request that proves the backend answers (for /health/ready).
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let probe_id = [0u8; 16];
+        match self.inner.head(&self.path(&probe_id)).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable {
+                backend: self.name.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// All configured backends by name.
+#[derive(Clone, Debug, Default)]
+pub struct Backends {
+    stores: BTreeMap<String, PackStore>,
+}
+
+impl Backends {
+    pub fn open(configs: &BTreeMap<String, BackendConfig>) -> Result<Self, StoreError> {
+        let mut stores = BTreeMap::new();
+        for (name, cfg) in configs {
+            stores.insert(name.clone(), PackStore::open(name, cfg)?);
+        }
+        Ok(Self { stores })
+    }
+
+    pub fn get(&self, name: &str) -> Result<&PackStore, StoreError> {
+        self.stores
+            .get(name)
+            .ok_or_else(|| StoreError::UnknownBackend(name.to_owned()))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PackStore> {
+        self.stores.values()
+    }
+}
