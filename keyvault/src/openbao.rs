@@ -107,6 +107,10 @@ pub struct OpenBaoKek {
     addr: String,
     mount: String,
     client: reqwest::Client,
+    /// Token (marked sensitive), request marker, namespace.
+    headers: HeaderMap,
+    timeout: Duration,
+    roots: Vec<reqwest::Certificate>,
     retry: RetryPolicy,
 }
 
@@ -158,23 +162,53 @@ impl OpenBaoKek {
         let mut headers = HeaderMap::new();
         headers.insert("X-Vault-Token", token_value);
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("dooz-keyvault/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| KeyError::config(format!("building HTTP client: {e}")))?;
+        let timeout = cfg.timeout;
+        let client = build_client(&headers, timeout, &[])?;
         Ok(OpenBaoKek {
             name: OPENBAO_PROVIDER.into(),
             addr,
             mount,
             client,
+            headers,
+            timeout,
+            roots: Vec::new(),
             retry: RetryPolicy {
                 retries: cfg.retries,
                 ..RetryPolicy::default()
             },
         })
+    }
+
+    /// Also trusts the CA certificate(s) in `pem` (for a KMS behind a private
+    /// CA), in addition to the platform's roots.
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Self, KeyError> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| KeyError::config(format!("CA certificate bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(KeyError::config(
+                "CA certificate bundle holds no certificate",
+            ));
+        }
+        self.roots.extend(certs);
+        self.client = build_client(&self.headers, self.timeout, &self.roots)?;
+        Ok(self)
+    }
+
+    /// Sends requests to an OpenBao / Vault Enterprise namespace
+    /// (`X-Vault-Namespace`).
+    pub fn with_namespace(mut self, namespace: &str) -> Result<Self, KeyError> {
+        let ns = namespace.trim_matches('/');
+        if ns.is_empty() || !ns.split('/').all(valid_segment) {
+            return Err(KeyError::config(format!(
+                "namespace `{ns}` must be `/`-separated segments of [A-Za-z0-9_.-]"
+            )));
+        }
+        self.headers.insert(
+            "X-Vault-Namespace",
+            HeaderValue::from_str(ns).map_err(|_| KeyError::config("invalid namespace"))?,
+        );
+        self.client = build_client(&self.headers, self.timeout, &self.roots)?;
+        Ok(self)
     }
 
     /// Registers this provider under another name (e.g. a tenant's own Vault,
@@ -358,6 +392,13 @@ impl OpenBaoKek {
                 Ok(r) => r,
                 Err(e) => {
                     last = error_chain(&e);
+                    if last.contains("invalid peer certificate") {
+                        // Retrying cannot fix trust: report it as configuration.
+                        return Err(KeyError::config(format!(
+                            "TLS verification of {} failed (trust its CA with `with_ca_pem`): {last}",
+                            self.addr
+                        )));
+                    }
                     continue;
                 }
             };
@@ -464,6 +505,16 @@ impl OpenBaoKek {
             return KeyError::Tampered {
                 what: format!("transit ciphertext for `{key_ref}`"),
                 reason: f.errors,
+            };
+        }
+        if f.status.is_redirection() {
+            return KeyError::Protocol {
+                provider: self.name.clone(),
+                operation: op,
+                reason: format!(
+                    "HTTP {}: redirects are not followed (they would carry the token); point addr at the active node or its load balancer",
+                    f.status
+                ),
             };
         }
         KeyError::Protocol {
@@ -748,6 +799,24 @@ fn check_key_name(key_ref: &str) -> Result<(), KeyError> {
             key_ref.escape_default()
         )))
     }
+}
+
+fn build_client(
+    headers: &HeaderMap,
+    timeout: Duration,
+    roots: &[reqwest::Certificate],
+) -> Result<reqwest::Client, KeyError> {
+    reqwest::Client::builder()
+        .default_headers(headers.clone())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        // Never follow redirects: the token header would follow to any host.
+        // OpenBao / Vault standbys forward requests to the active node instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(roots.iter().cloned())
+        .user_agent(concat!("dooz-keyvault/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| KeyError::config(format!("building HTTP client: {e}")))
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {

@@ -515,3 +515,24 @@ async fn no_key_material_in_logs_or_debug() {
     }
     assert!(!text.contains(&bao.token), "token leaked");
 }
+
+/// HTTPS with a private CA: refused until the CA is trusted, then works.
+#[tokio::test]
+async fn tls_with_private_ca() {
+    let bao = BaoServer::dev_tls().await;
+    assert!(bao.addr.starts_with("https://"));
+    let untrusted = bao.provider();
+    let err = untrusted.create_key("k").await.unwrap_err();
+    assert!(
+        matches!(err, KeyError::Config { .. }),
+        "an untrusted certificate is a configuration error, not an outage: {err}"
+    );
+    let p = bao.provider().with_ca_pem(&bao.ca_pem()).unwrap();
+    p.create_key("k").await.unwrap();
+    let (tmk, w) = p.generate("k").await.unwrap();
+    assert_eq!(p.unwrap(&w).await.unwrap(), tmk);
+    assert!(matches!(
+        bao.provider().with_ca_pem(b"not a pem"),
+        Err(KeyError::Config { .. })
+    ));
+}

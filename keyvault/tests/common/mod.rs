@@ -51,8 +51,9 @@ fn random_hex(n: usize) -> String {
 }
 
 enum Mode {
-    /// `bao server -dev`: in-memory, unsealed, root token chosen by us.
-    Dev,
+    /// `bao server -dev`: in-memory, unsealed, root token chosen by us;
+    /// with `tls`, `-dev-tls` (HTTPS with a generated CA).
+    Dev { tls: bool },
     /// Raft storage in `dir`, initialized with one unseal key; survives restarts.
     Persistent { config: PathBuf },
 }
@@ -67,7 +68,6 @@ pub struct BaoServer {
     unseal_key: Option<String>,
     dir: tempfile::TempDir,
     log: PathBuf,
-    http: reqwest::Client,
 }
 
 impl Drop for BaoServer {
@@ -79,10 +79,19 @@ impl Drop for BaoServer {
 impl BaoServer {
     /// A dev-mode server with the transit engine mounted at `transit`.
     pub async fn dev() -> Self {
+        Self::dev_mode(false).await
+    }
+
+    /// A dev-mode server over HTTPS (`-dev-tls`); see [`BaoServer::ca_pem`].
+    pub async fn dev_tls() -> Self {
+        Self::dev_mode(true).await
+    }
+
+    async fn dev_mode(tls: bool) -> Self {
         let mut last = String::new();
         for _ in 0..3 {
             let port = free_port_pair();
-            let mut s = Self::blank(Mode::Dev, port);
+            let mut s = Self::blank(Mode::Dev { tls }, port);
             s.spawn();
             match s.wait_listening(Duration::from_secs(20)).await {
                 Ok(()) => {
@@ -148,20 +157,39 @@ cluster_addr = "http://127.0.0.1:{cport}"
 
     fn blank_in(mode: Mode, port: u16, dir: tempfile::TempDir) -> Self {
         let log = dir.path().join("bao.log");
+        let scheme = if matches!(mode, Mode::Dev { tls: true }) {
+            "https"
+        } else {
+            "http"
+        };
         BaoServer {
             child: None,
             mode,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{scheme}://127.0.0.1:{port}"),
             port,
             token: format!("dooz-test-{}", random_hex(12)),
             unseal_key: None,
             dir,
             log,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
         }
+    }
+
+    fn certs_dir(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// The CA certificate of a `dev_tls` server.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.certs_dir().join("vault-ca.pem")).unwrap()
+    }
+
+    /// A client for the harness's own calls (trusts the dev CA once it exists).
+    fn http(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if let Ok(pem) = std::fs::read(self.certs_dir().join("vault-ca.pem")) {
+            b = b.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap());
+        }
+        b.build().unwrap()
     }
 
     fn spawn(&mut self) {
@@ -169,7 +197,12 @@ cluster_addr = "http://127.0.0.1:{cport}"
         let mut cmd = Command::new(bao_bin());
         cmd.arg("server");
         match &self.mode {
-            Mode::Dev => {
+            Mode::Dev { tls } => {
+                if *tls {
+                    std::fs::create_dir_all(self.certs_dir()).unwrap();
+                    cmd.arg("-dev-tls")
+                        .arg(format!("-dev-tls-cert-dir={}", self.certs_dir().display()));
+                }
                 cmd.arg("-dev")
                     .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port))
                     .arg(format!("-dev-root-token-id={}", self.token))
@@ -235,7 +268,7 @@ cluster_addr = "http://127.0.0.1:{cport}"
                 ));
             }
             if self
-                .http
+                .http()
                 .get(format!("{}/v1/sys/health", self.addr))
                 .send()
                 .await
@@ -259,7 +292,7 @@ cluster_addr = "http://127.0.0.1:{cport}"
         let t0 = Instant::now();
         loop {
             if let Ok(r) = self
-                .http
+                .http()
                 .get(format!("{}/v1/sys/health", self.addr))
                 .send()
                 .await
@@ -278,7 +311,7 @@ cluster_addr = "http://127.0.0.1:{cport}"
 
     async fn init(&mut self) {
         let r: serde_json::Value = self
-            .http
+            .http()
             .post(format!("{}/v1/sys/init", self.addr))
             .json(&serde_json::json!({"secret_shares": 1, "secret_threshold": 1}))
             .send()
@@ -297,7 +330,7 @@ cluster_addr = "http://127.0.0.1:{cport}"
     pub async fn unseal(&self) {
         let key = self.unseal_key.as_ref().expect("not a persistent server");
         let r = self
-            .http
+            .http()
             .post(format!("{}/v1/sys/unseal", self.addr))
             .json(&serde_json::json!({"key": key}))
             .send()
@@ -310,7 +343,7 @@ cluster_addr = "http://127.0.0.1:{cport}"
     /// A root-token API call that must succeed.
     pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) {
         let mut req = self
-            .http
+            .http()
             .request(method, format!("{}/v1/{path}", self.addr))
             .header("X-Vault-Token", &self.token);
         if let Some(b) = body {
@@ -327,7 +360,7 @@ cluster_addr = "http://127.0.0.1:{cport}"
         let t0 = Instant::now();
         loop {
             let r = self
-                .http
+                .http()
                 .post(format!("{}/v1/sys/mounts/transit", self.addr))
                 .header("X-Vault-Token", &self.token)
                 .json(&serde_json::json!({"type": "transit"}))
