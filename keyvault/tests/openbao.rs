@@ -429,8 +429,7 @@ async fn outage_is_retryable_and_recovery_unwraps_the_same_record() {
 /// whole life cycle (create, unwrap, rotate, rewrap, errors).
 #[tokio::test]
 async fn no_key_material_in_logs_or_debug() {
-    let capture = LogCapture::default();
-    let _guard = capture.install();
+    let capture = LogCapture::global();
     let bao = BaoServer::dev().await;
     let p = bao.provider();
     p.create_key("logged").await.unwrap();

@@ -406,7 +406,7 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-/// Captures everything logged through `tracing` on this thread (all levels).
+/// Captures everything logged through `tracing` in this test process.
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
@@ -415,14 +415,24 @@ impl LogCapture {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
-    /// Installs the capture as this thread's default subscriber.
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(self.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    /// The process-wide capture, installed as the global default subscriber at
+    /// TRACE level on first use. (A thread-local `set_default` can miss events
+    /// when tests run as threads of one process: callsite interest is cached
+    /// globally.) Under cargo test it also holds other tests' logs, which only
+    /// makes a scan for leaked secrets stricter.
+    pub fn global() -> &'static LogCapture {
+        static CAPTURE: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        CAPTURE.get_or_init(|| {
+            let capture = LogCapture::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(capture.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in tests");
+            capture
+        })
     }
 }
 
