@@ -403,15 +403,24 @@ impl OpenBaoKek {
                 }
             };
             let status = resp.status();
-            let mut buf = Zeroizing::new(Vec::new());
+            // Sized up front so that growing does not leave stray copies of a
+            // plaintext key in freed memory (best effort).
+            let hint = resp
+                .content_length()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(4096)
+                .min(MAX_RESPONSE_BYTES);
+            let mut buf = Zeroizing::new(Vec::with_capacity(hint));
             let mut read_err = None;
             loop {
                 match resp.chunk().await {
                     Ok(Some(c)) => {
                         if buf.len() + c.len() > MAX_RESPONSE_BYTES {
-                            read_err =
-                                Some(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
-                            break;
+                            return Err(KeyError::Protocol {
+                                provider: self.name.clone(),
+                                operation: op,
+                                reason: format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+                            });
                         }
                         buf.extend_from_slice(&c);
                     }

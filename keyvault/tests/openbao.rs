@@ -535,3 +535,65 @@ async fn tls_with_private_ca() {
         Err(KeyError::Config { .. })
     ));
 }
+
+/// The least-privilege policy recommended in docs/SECURITY.md is enough for
+/// the data path and rotation, and cannot create keys by accident.
+#[tokio::test]
+async fn least_privilege_token_from_the_security_doc() {
+    let bao = BaoServer::dev().await;
+    let admin = bao.provider();
+    admin.create_key("lp").await.unwrap();
+    let policy = r#"
+path "transit/datakey/plaintext/*" { capabilities = ["update"] }
+path "transit/encrypt/*"           { capabilities = ["update"] }
+path "transit/decrypt/*"           { capabilities = ["update"] }
+path "transit/rewrap/*"            { capabilities = ["update"] }
+path "transit/keys/*"              { capabilities = ["read"] }
+"#;
+    bao.api(
+        reqwest::Method::PUT,
+        "sys/policies/acl/dooz-gateway",
+        Some(serde_json::json!({ "policy": policy })),
+    )
+    .await;
+    let created = bao
+        .api(
+            reqwest::Method::POST,
+            "auth/token/create",
+            Some(serde_json::json!({ "policies": ["dooz-gateway"], "ttl": "10m" })),
+        )
+        .await;
+    let token = created["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = OpenBaoKek::new(OpenBaoConfig {
+        token,
+        ..bao.config()
+    })
+    .unwrap()
+    .with_retry_policy(common::fast_retry());
+
+    let (tmk, w) = p.generate("lp").await.unwrap();
+    assert_eq!(p.unwrap(&w).await.unwrap(), tmk);
+    let w2 = p.wrap("lp", &tmk).await.unwrap();
+    assert_eq!(p.current_version("lp").await.unwrap(), Some(1));
+    admin.rotate_key("lp").await.unwrap();
+    assert_eq!(p.rewrap(&w2).await.unwrap().kek_version, 2);
+    // No key management with this token.
+    assert!(matches!(
+        p.rotate_key("lp").await,
+        Err(KeyError::Denied { .. })
+    ));
+    assert!(matches!(
+        p.delete_key("lp").await,
+        Err(KeyError::Denied { .. })
+    ));
+    // A mistyped key_ref is an error, not a silently created KEK.
+    let err = p.wrap("typo", &tmk).await.unwrap_err();
+    assert!(matches!(err, KeyError::Denied { .. }), "{err}");
+    assert!(matches!(
+        admin.key_info("typo").await,
+        Err(KeyError::NotFound { .. })
+    ));
+}

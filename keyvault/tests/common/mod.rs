@@ -340,8 +340,13 @@ cluster_addr = "http://127.0.0.1:{cport}"
         self.wait_health_ok().await;
     }
 
-    /// A root-token API call that must succeed.
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) {
+    /// A root-token API call that must succeed; returns the JSON answer (or null).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         let mut req = self
             .http()
             .request(method, format!("{}/v1/{path}", self.addr))
@@ -353,6 +358,7 @@ cluster_addr = "http://127.0.0.1:{cport}"
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
         assert!(status.is_success(), "{path}: HTTP {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 
     async fn enable_transit(&self) {
