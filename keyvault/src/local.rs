@@ -106,16 +106,29 @@ impl LocalKek {
     /// file where the platform offers one.
     pub fn from_env_or_file(var: &str, path: &Path) -> Result<Self, KeyError> {
         match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => {
-                let v = Zeroizing::new(v);
-                let ring = parse_keyring(&v)
-                    .map_err(|e| KeyError::config(format!("environment variable {var}: {e}")))?;
-                Ok(Self::with(Source::Env(var.to_string()), ring))
-            }
-            Ok(_) | Err(std::env::VarError::NotPresent) => Self::open_or_create(path),
+            Ok(v) => Self::from_value_or_file(var, Some(Zeroizing::new(v)), path),
+            Err(std::env::VarError::NotPresent) => Self::from_value_or_file(var, None, path),
             Err(std::env::VarError::NotUnicode(_)) => Err(KeyError::config(format!(
                 "environment variable {var} is not valid UTF-8"
             ))),
+        }
+    }
+
+    /// As [`LocalKek::from_env_or_file`], with the variable's value already
+    /// read (`source` names it in messages): a non-empty value is the keyring,
+    /// otherwise the file is opened or created.
+    pub fn from_value_or_file(
+        source: &str,
+        value: Option<Zeroizing<String>>,
+        path: &Path,
+    ) -> Result<Self, KeyError> {
+        match value {
+            Some(v) if !v.trim().is_empty() => {
+                let ring = parse_keyring(&v)
+                    .map_err(|e| KeyError::config(format!("environment variable {source}: {e}")))?;
+                Ok(Self::with(Source::Env(source.to_string()), ring))
+            }
+            _ => Self::open_or_create(path),
         }
     }
 

@@ -89,64 +89,43 @@ async fn mounted_secret_file_and_permissions() {
     assert!(!err.to_string().contains("c2VjcmV0"));
 }
 
-/// Runs the ignored `env_probe` test in a child process with the variable set
-/// (setting variables in this process would need `unsafe`).
+/// A set variable wins over the file, which is then not created; an empty
+/// one falls back to the file (created 0600); a bad one is an error that does
+/// not echo the value.
 #[test]
-fn from_env_or_file_prefers_the_variable() {
+fn from_value_or_file_prefers_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let fallback = dir.path().join("fallback.keyring");
-    let run = |value: &str| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "env_probe", "--ignored", "--nocapture"])
-            .env("DOOZ_KV_PROBE_FILE", &fallback)
-            .env("DOOZ_KV_TEST_ROOT", value)
-            .output()
-            .unwrap()
-    };
+    let value = |v: &str| Some(zeroize::Zeroizing::new(v.to_string()));
     let k = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let out = run(&format!("1:{k},2:{k}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("probe: env versions [1, 2]"));
+    let from_env = LocalKek::from_value_or_file(
+        "DOOZ_KV_TEST_ROOT",
+        value(&format!("1:{k},2:{k}")),
+        &fallback,
+    )
+    .unwrap();
+    assert_eq!(from_env.versions(), vec![1, 2]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let info: ProviderInfo = rt.block_on(from_env.describe()).unwrap();
+    assert!(info.location.starts_with("env:"), "{}", info.location);
     assert!(
         !fallback.exists(),
         "the file must not be created when the variable is set"
     );
-    let out = run("");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("probe: file versions [1]"));
-    assert_eq!(mode(&fallback), 0o600);
-    let out = run("not-a-key");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("probe: error"));
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("not-a-key"));
-}
 
-#[test]
-#[ignore = "helper run by from_env_or_file_prefers_the_variable"]
-fn env_probe() {
-    let file = std::env::var("DOOZ_KV_PROBE_FILE").unwrap();
-    match LocalKek::from_env_or_file("DOOZ_KV_TEST_ROOT", Path::new(&file)) {
-        Ok(k) => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            let info: ProviderInfo = rt.block_on(k.describe()).unwrap();
-            let src = if info.location.starts_with("env:") {
-                "env"
-            } else {
-                "file"
-            };
-            println!("probe: {src} versions {:?}", k.versions());
-        }
-        Err(e) => println!("probe: error {e}"),
-    }
+    let from_file =
+        LocalKek::from_value_or_file("DOOZ_KV_TEST_ROOT", value(""), &fallback).unwrap();
+    assert_eq!(from_file.versions(), vec![1]);
+    assert_eq!(mode(&fallback), 0o600);
+    let none = LocalKek::from_value_or_file("DOOZ_KV_TEST_ROOT", None, &fallback).unwrap();
+    assert_eq!(none.versions(), vec![1]);
+
+    let err = LocalKek::from_value_or_file("DOOZ_KV_TEST_ROOT", value("not-a-key"), &fallback)
+        .unwrap_err();
+    assert!(err.to_string().contains("DOOZ_KV_TEST_ROOT"));
+    assert!(!err.to_string().contains("not-a-key"));
 }
 
 #[tokio::test]
