@@ -6,11 +6,53 @@
 
 pub mod manifest;
 pub mod model;
+pub mod postgres;
+pub mod sqlite;
+
+mod accounts;
+mod check;
+mod codec;
+mod migrate;
+mod multipart;
+mod objects;
+mod refs;
+mod sql;
+mod store;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use manifest::{Manifest, ManifestChunk, ManifestPart};
 pub use model::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use store::SqlStore;
+
+/// Connections a PostgreSQL store opened by [`open`] keeps at most.
+pub const DEFAULT_PG_POOL_SIZE: usize = 16;
+
+/// Opens the metadata store a URL names and brings its schema up to date:
+/// `postgres://…`, `postgresql://…` or a libpq `host=… dbname=…` string for
+/// PostgreSQL; `sqlite://PATH`, `sqlite::memory:` or a plain path for a
+/// SQLite file (created if missing).
+pub async fn open(url: &str) -> MetaResult<Arc<dyn MetaStore>> {
+    let url = url.trim();
+    if url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.starts_with("host=")
+    {
+        return Ok(Arc::new(PgStore::connect(url, DEFAULT_PG_POOL_SIZE).await?));
+    }
+    if url == "sqlite::memory:" || url == ":memory:" {
+        return Ok(Arc::new(SqliteStore::open_in_memory().await?));
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if path.is_empty() {
+        return Err(MetaError::Internal("empty metadata store path".into()));
+    }
+    Ok(Arc::new(SqliteStore::open(path).await?))
+}
 
 /// Why a metadata operation failed.
 #[derive(Debug, thiserror::Error)]

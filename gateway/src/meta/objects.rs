@@ -1,0 +1,384 @@
+//! Object versions: reads, listings, the commit transaction and deletes.
+
+use super::codec::{attrs_from_json, attrs_to_json, bare_etag, manifest_from, to_i64};
+use super::manifest::Manifest;
+use super::model::{
+    CommitOutcome, DeleteOutcome, Millis, ObjectCommit, ObjectSummary, ObjectVersion, Page,
+    TenantId, WriteConditions,
+};
+use super::refs::{self, RefChanges};
+use super::sql::{Cols, Row, Tx, lock_key, params};
+use super::{MetaError, MetaResult};
+
+const GET_LATEST: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, manifest \
+     FROM objects WHERE bucket = $1 AND key = $2 AND is_latest";
+const GET_VERSION: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, manifest \
+     FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+const BUCKET_TENANT: &str = "SELECT tenant_id FROM buckets WHERE name = $1";
+const BUCKET_TENANT_SHARED: &str = "SELECT tenant_id FROM buckets WHERE name = $1 FOR SHARE";
+const LATEST_ETAG: &str =
+    "SELECT etag, delete_marker FROM objects WHERE bucket = $1 AND key = $2 AND is_latest";
+const VERSION_REFS: &str = "SELECT is_latest, delete_marker, manifest FROM objects \
+     WHERE bucket = $1 AND key = $2 AND version_id = $3";
+const DELETE_VERSION: &str =
+    "DELETE FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+const CLEAR_LATEST: &str =
+    "UPDATE objects SET is_latest = FALSE WHERE bucket = $1 AND key = $2 AND is_latest";
+const INSERT_VERSION: &str = "INSERT INTO objects \
+     (bucket, key, version_id, is_latest, delete_marker, size, etag, attrs, created_at, manifest) \
+     VALUES ($1, $2, $3, TRUE, FALSE, $4, $5, $6, $7, $8)";
+const PROMOTE_NEWEST: &str = "UPDATE objects SET is_latest = TRUE \
+     WHERE bucket = $1 AND key = $2 AND version_id = \
+     (SELECT version_id FROM objects WHERE bucket = $1 AND key = $2 \
+      ORDER BY created_at DESC, version_id DESC LIMIT 1)";
+
+// Listings scan the (bucket, key) WHERE is_latest index over a key range:
+// `prefix <= key < successor(prefix)`, or `key > after` when that is tighter.
+const LIST_FROM_TO: &str = "SELECT key, size, etag, created_at FROM objects \
+     WHERE bucket = $1 AND is_latest AND NOT delete_marker AND key >= $2 AND key < $3 \
+     ORDER BY key LIMIT $4";
+const LIST_AFTER_TO: &str = "SELECT key, size, etag, created_at FROM objects \
+     WHERE bucket = $1 AND is_latest AND NOT delete_marker AND key > $2 AND key < $3 \
+     ORDER BY key LIMIT $4";
+const LIST_FROM: &str = "SELECT key, size, etag, created_at FROM objects \
+     WHERE bucket = $1 AND is_latest AND NOT delete_marker AND key >= $2 \
+     ORDER BY key LIMIT $3";
+const LIST_AFTER: &str = "SELECT key, size, etag, created_at FROM objects \
+     WHERE bucket = $1 AND is_latest AND NOT delete_marker AND key > $2 \
+     ORDER BY key LIMIT $3";
+
+/// Serialises every transaction that changes one key (commit, delete,
+/// complete) across all gateway processes sharing the database.
+pub(crate) fn key_lock(bucket: &str, key: &str) -> i64 {
+    lock_key("object", &[bucket, key])
+}
+
+fn version_from(row: &Row) -> MetaResult<ObjectVersion> {
+    let c = Cols::new(row, "objects");
+    let bucket = c.text(0)?;
+    let key = c.text(1)?;
+    let version_id = c.text(2)?;
+    let whose = || format!("{bucket}/{key} version {version_id}");
+    let attrs = attrs_from_json(&c.text(5)?, &whose)?;
+    let manifest = manifest_from(c.bytes(7)?, &whose)?;
+    Ok(ObjectVersion {
+        is_latest: c.bool(3)?,
+        delete_marker: c.bool(4)?,
+        attrs,
+        created_at: c.i64(6)?,
+        manifest,
+        bucket,
+        key,
+        version_id,
+    })
+}
+
+pub(crate) async fn get(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> MetaResult<Option<ObjectVersion>> {
+    let row = match version_id {
+        None => tx.query_opt(GET_LATEST, &params![bucket, key]).await?,
+        Some(v) => tx.query_opt(GET_VERSION, &params![bucket, key, v]).await?,
+    };
+    row.as_ref().map(version_from).transpose()
+}
+
+/// The smallest string greater than every string that starts with `prefix`,
+/// in byte (= code point) order; None when no such bound exists.
+pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// `limit + 1` rows are fetched so a page knows whether more follow.
+pub(crate) fn fetch_limit(limit: usize) -> i64 {
+    i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn page<T>(mut items: Vec<T>, limit: usize) -> Page<T> {
+    let truncated = items.len() > limit;
+    items.truncate(limit);
+    Page { items, truncated }
+}
+
+pub(crate) async fn require_bucket(tx: &mut dyn Tx, bucket: &str) -> MetaResult<TenantId> {
+    match tx.query_opt(BUCKET_TENANT, &params![bucket]).await? {
+        Some(row) => Cols::new(&row, "buckets").tenant(0),
+        None => Err(MetaError::NoSuchBucket(bucket.to_owned())),
+    }
+}
+
+pub(crate) async fn list(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> MetaResult<Page<ObjectSummary>> {
+    require_bucket(tx, bucket).await?;
+    let n = fetch_limit(limit);
+    let upper = prefix_successor(prefix);
+    let rows = match (after.filter(|a| *a >= prefix), upper) {
+        (None, Some(u)) => {
+            tx.query(LIST_FROM_TO, &params![bucket, prefix, u, n])
+                .await?
+        }
+        (Some(a), Some(u)) => tx.query(LIST_AFTER_TO, &params![bucket, a, u, n]).await?,
+        (None, None) => tx.query(LIST_FROM, &params![bucket, prefix, n]).await?,
+        (Some(a), None) => tx.query(LIST_AFTER, &params![bucket, a, n]).await?,
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let c = Cols::new(row, "objects");
+        items.push(ObjectSummary {
+            key: c.text(0)?,
+            size: c.u64(1)?,
+            etag: c.text(2)?,
+            created_at: c.i64(3)?,
+        });
+    }
+    Ok(page(items, limit))
+}
+
+/// Whether `etag` is one of the comma-separated ETags in a conditional
+/// header (`*` matches any).
+fn etag_listed(header: &str, etag: &str) -> bool {
+    let etag = bare_etag(etag);
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || bare_etag(t) == etag)
+}
+
+/// If-Match / If-None-Match against the current latest version (a delete
+/// marker counts as no version).
+pub(crate) fn check_conditions(c: &WriteConditions, current: Option<&str>) -> MetaResult<()> {
+    if let Some(m) = &c.if_match {
+        match current {
+            None => {
+                return Err(MetaError::PreconditionFailed(
+                    "If-Match: the object does not exist".into(),
+                ));
+            }
+            Some(etag) if !etag_listed(m, etag) => {
+                return Err(MetaError::PreconditionFailed(format!(
+                    "If-Match: the current ETag is {etag}"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if let (Some(m), Some(etag)) = (&c.if_none_match, current)
+        && etag_listed(m, etag)
+    {
+        return Err(MetaError::PreconditionFailed(format!(
+            "If-None-Match: the object exists with ETag {etag}"
+        )));
+    }
+    Ok(())
+}
+
+async fn current_etag(tx: &mut dyn Tx, bucket: &str, key: &str) -> MetaResult<Option<String>> {
+    let Some(row) = tx.query_opt(LATEST_ETAG, &params![bucket, key]).await? else {
+        return Ok(None);
+    };
+    let c = Cols::new(&row, "objects");
+    if c.bool(1)? {
+        return Ok(None);
+    }
+    c.text(0).map(Some)
+}
+
+/// Locks the bucket row against deletion for the rest of the transaction and
+/// checks the commit's tenant owns it.
+pub(crate) async fn lock_bucket_for(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    tenant: TenantId,
+) -> MetaResult<()> {
+    let Some(row) = tx.query_opt(BUCKET_TENANT_SHARED, &params![bucket]).await? else {
+        return Err(MetaError::NoSuchBucket(bucket.to_owned()));
+    };
+    let owner = Cols::new(&row, "buckets").tenant(0)?;
+    if owner != tenant {
+        return Err(MetaError::Internal(format!(
+            "bucket {bucket} belongs to tenant {owner}, not to the committing tenant {tenant}"
+        )));
+    }
+    Ok(())
+}
+
+/// Evaluates the commit's conditions against the latest version.
+pub(crate) async fn check_commit_conditions(
+    tx: &mut dyn Tx,
+    commit: &ObjectCommit,
+) -> MetaResult<()> {
+    if commit.conditions == WriteConditions::default() {
+        return Ok(());
+    }
+    let current = current_etag(tx, &commit.bucket, &commit.key).await?;
+    check_conditions(&commit.conditions, current.as_deref())
+}
+
+struct StoredVersion {
+    is_latest: bool,
+    delete_marker: bool,
+    manifest: Manifest,
+}
+
+async fn stored_version(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+) -> MetaResult<Option<StoredVersion>> {
+    let Some(row) = tx
+        .query_opt(VERSION_REFS, &params![bucket, key, version_id])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let c = Cols::new(&row, "objects");
+    let whose = || format!("{bucket}/{key} version {version_id}");
+    Ok(Some(StoredVersion {
+        is_latest: c.bool(0)?,
+        delete_marker: c.bool(1)?,
+        manifest: manifest_from(c.bytes(2)?, &whose)?,
+    }))
+}
+
+/// The end of every commit, once the key is locked and conditions hold:
+/// account references (the caller's `changes` plus the new manifest, minus
+/// the version it replaces), drop the replaced version and insert the new
+/// one as latest.
+pub(crate) async fn store_version(
+    tx: &mut dyn Tx,
+    commit: &ObjectCommit,
+    mut changes: RefChanges,
+    now: Millis,
+) -> MetaResult<CommitOutcome> {
+    let (bucket, key, version) = (&commit.bucket, &commit.key, &commit.version_id);
+    let replaced = stored_version(tx, bucket, key, version).await?;
+    if let Some(old) = &replaced {
+        changes.release(&old.manifest);
+    }
+    changes.add(&commit.manifest);
+    let lost_races = refs::apply(
+        tx,
+        commit.tenant_id,
+        changes,
+        &commit.new_chunks,
+        &commit.new_packs,
+        now,
+    )
+    .await?;
+    if replaced.is_some() {
+        tx.execute(DELETE_VERSION, &params![bucket, key, version])
+            .await?;
+    }
+    tx.execute(CLEAR_LATEST, &params![bucket, key]).await?;
+    tx.execute(
+        INSERT_VERSION,
+        &params![
+            bucket,
+            key,
+            version,
+            to_i64(commit.attrs.size, "object size")?,
+            commit.attrs.etag.as_str(),
+            attrs_to_json(&commit.attrs)?,
+            commit.created_at,
+            commit.manifest.encode(),
+        ],
+    )
+    .await?;
+    Ok(CommitOutcome {
+        replaced: replaced.map(|_| version.clone()),
+        lost_races,
+    })
+}
+
+pub(crate) async fn commit(
+    tx: &mut dyn Tx,
+    commit: &ObjectCommit,
+    now: Millis,
+) -> MetaResult<CommitOutcome> {
+    tx.lock_key(key_lock(&commit.bucket, &commit.key)).await?;
+    lock_bucket_for(tx, &commit.bucket, commit.tenant_id).await?;
+    check_commit_conditions(tx, commit).await?;
+    store_version(tx, commit, RefChanges::default(), now).await
+}
+
+pub(crate) async fn delete(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    now: Millis,
+) -> MetaResult<DeleteOutcome> {
+    tx.lock_key(key_lock(bucket, key)).await?;
+    let tenant = require_bucket(tx, bucket).await?;
+    let version = version_id.unwrap_or("null");
+    let Some(old) = stored_version(tx, bucket, key, version).await? else {
+        return Ok(DeleteOutcome {
+            deleted_version: None,
+            delete_marker: false,
+        });
+    };
+    let mut changes = RefChanges::default();
+    changes.release(&old.manifest);
+    refs::apply(tx, tenant, changes, &[], &[], now).await?;
+    tx.execute(DELETE_VERSION, &params![bucket, key, version])
+        .await?;
+    if old.is_latest {
+        tx.execute(PROMOTE_NEWEST, &params![bucket, key]).await?;
+    }
+    Ok(DeleteOutcome {
+        deleted_version: Some(version.to_owned()),
+        delete_marker: old.delete_marker,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_bounds_exactly_the_prefixed_strings() {
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        let succ = prefix_successor("é").unwrap_or_default();
+        assert!("é~".as_bytes() < succ.as_bytes() && "ê" >= succ.as_str());
+    }
+
+    #[test]
+    fn conditions() {
+        let c = |m: Option<&str>, n: Option<&str>| WriteConditions {
+            if_match: m.map(Into::into),
+            if_none_match: n.map(Into::into),
+        };
+        assert!(check_conditions(&c(None, Some("*")), None).is_ok());
+        assert!(check_conditions(&c(None, Some("*")), Some("\"a\"")).is_err());
+        assert!(check_conditions(&c(None, Some("a")), Some("\"a\"")).is_err());
+        assert!(check_conditions(&c(None, Some("\"b\"")), Some("\"a\"")).is_ok());
+        assert!(check_conditions(&c(Some("*"), None), None).is_err());
+        assert!(check_conditions(&c(Some("*"), None), Some("\"a\"")).is_ok());
+        assert!(check_conditions(&c(Some("\"b\", \"a\""), None), Some("a")).is_ok());
+        assert!(check_conditions(&c(Some("\"b\""), None), Some("\"a\"")).is_err());
+    }
+}

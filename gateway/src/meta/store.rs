@@ -1,0 +1,293 @@
+//! [`MetaStore`] for any SQL driver: each operation is one job, run in a
+//! read or a write transaction. The semantics live in the job modules
+//! (accounts, objects, multipart, refs, check); the drivers only run SQL.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::codec::now_millis;
+use super::model::*;
+use super::sql::{Driver, tx_job};
+use super::{MetaResult, MetaStore, accounts, check, multipart, objects, refs};
+
+/// The metadata store over one database; see `SqliteStore` and `PgStore`.
+pub struct SqlStore<D> {
+    pub(crate) db: D,
+}
+
+impl<D> SqlStore<D> {
+    pub(crate) fn with_driver(db: D) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl<D: Driver> MetaStore for SqlStore<D> {
+    fn kind(&self) -> &'static str {
+        self.db.kind()
+    }
+
+    async fn ping(&self) -> MetaResult<()> {
+        self.db.ping().await
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant) -> MetaResult<()> {
+        let tenant = Arc::new(tenant.clone());
+        self.db
+            .write(tx_job!(tx, [tenant] => accounts::create_tenant(tx, &tenant).await))
+            .await
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> MetaResult<Option<Tenant>> {
+        self.db
+            .read(tx_job!(tx, [] => accounts::get_tenant(tx, id).await))
+            .await
+    }
+
+    async fn get_tenant_by_name(&self, name: &str) -> MetaResult<Option<Tenant>> {
+        let name = name.to_owned();
+        self.db
+            .read(tx_job!(tx, [name] => accounts::get_tenant_by_name(tx, &name).await))
+            .await
+    }
+
+    async fn list_tenants(&self) -> MetaResult<Vec<Tenant>> {
+        self.db
+            .read(tx_job!(tx, [] => accounts::list_tenants(tx).await))
+            .await
+    }
+
+    async fn set_tenant_epoch(&self, id: TenantId, epoch: u32) -> MetaResult<()> {
+        self.db
+            .write(tx_job!(tx, [] => accounts::set_tenant_epoch(tx, id, epoch).await))
+            .await
+    }
+
+    async fn replace_wrapped_tmk(&self, id: TenantId, old: &[u8], new: &[u8]) -> MetaResult<bool> {
+        let (old, new) = (Arc::new(old.to_vec()), Arc::new(new.to_vec()));
+        self.db
+            .write(
+                tx_job!(tx, [old, new] => accounts::replace_wrapped_tmk(tx, id, &old, &new).await),
+            )
+            .await
+    }
+
+    async fn list_tenants_after(
+        &self,
+        after: Option<TenantId>,
+        limit: usize,
+    ) -> MetaResult<Vec<Tenant>> {
+        self.db
+            .read(tx_job!(tx, [] => accounts::list_tenants_after(tx, after, limit).await))
+            .await
+    }
+
+    async fn create_user(&self, user: &User) -> MetaResult<()> {
+        let user = Arc::new(user.clone());
+        self.db
+            .write(tx_job!(tx, [user] => accounts::create_user(tx, &user).await))
+            .await
+    }
+
+    async fn get_user(&self, access_key: &str) -> MetaResult<Option<User>> {
+        let key = access_key.to_owned();
+        self.db
+            .read(tx_job!(tx, [key] => accounts::get_user(tx, &key).await))
+            .await
+    }
+
+    async fn list_users(&self, tenant: Option<TenantId>) -> MetaResult<Vec<User>> {
+        self.db
+            .read(tx_job!(tx, [] => accounts::list_users(tx, tenant).await))
+            .await
+    }
+
+    async fn delete_user(&self, access_key: &str) -> MetaResult<bool> {
+        let key = access_key.to_owned();
+        self.db
+            .write(tx_job!(tx, [key] => accounts::delete_user(tx, &key).await))
+            .await
+    }
+
+    async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()> {
+        let bucket = Arc::new(bucket.clone());
+        self.db
+            .write(tx_job!(tx, [bucket] => accounts::create_bucket(tx, &bucket).await))
+            .await
+    }
+
+    async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
+        let name = name.to_owned();
+        self.db
+            .read(tx_job!(tx, [name] => accounts::get_bucket(tx, &name).await))
+            .await
+    }
+
+    async fn list_buckets(&self, tenant: TenantId) -> MetaResult<Vec<Bucket>> {
+        self.db
+            .read(tx_job!(tx, [] => accounts::list_buckets(tx, tenant).await))
+            .await
+    }
+
+    async fn delete_bucket(&self, name: &str) -> MetaResult<()> {
+        let name = name.to_owned();
+        self.db
+            .write(tx_job!(tx, [name] => accounts::delete_bucket(tx, &name).await))
+            .await
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> MetaResult<Option<ObjectVersion>> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let version = version_id.map(str::to_owned);
+        self.db
+            .read(tx_job!(tx, [bucket, key, version] =>
+                objects::get(tx, &bucket, &key, version.as_deref()).await))
+            .await
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Page<ObjectSummary>> {
+        let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
+        let after = after.map(str::to_owned);
+        self.db
+            .read(tx_job!(tx, [bucket, prefix, after] =>
+                objects::list(tx, &bucket, &prefix, after.as_deref(), limit).await))
+            .await
+    }
+
+    async fn lookup_chunks(&self, tenant: TenantId, ids: &[ChunkKey]) -> MetaResult<Vec<ChunkKey>> {
+        let ids = Arc::new(ids.to_vec());
+        self.db
+            .write(tx_job!(tx, [ids] => refs::lookup(tx, tenant, &ids, now_millis()).await))
+            .await
+    }
+
+    async fn chunk_locations(
+        &self,
+        tenant: TenantId,
+        ids: &[ChunkKey],
+    ) -> MetaResult<Vec<(ChunkKey, ChunkLocation)>> {
+        let ids = Arc::new(ids.to_vec());
+        self.db
+            .read(tx_job!(tx, [ids] => refs::locations(tx, tenant, &ids).await))
+            .await
+    }
+
+    async fn commit_object(&self, commit: ObjectCommit) -> MetaResult<CommitOutcome> {
+        let commit = Arc::new(commit);
+        self.db
+            .write(tx_job!(tx, [commit] => objects::commit(tx, &commit, now_millis()).await))
+            .await
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> MetaResult<DeleteOutcome> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let version = version_id.map(str::to_owned);
+        self.db
+            .write(tx_job!(tx, [bucket, key, version] =>
+                objects::delete(tx, &bucket, &key, version.as_deref(), now_millis()).await))
+            .await
+    }
+
+    async fn create_multipart(&self, upload: &MultipartUpload) -> MetaResult<()> {
+        let upload = Arc::new(upload.clone());
+        self.db
+            .write(tx_job!(tx, [upload] => multipart::create(tx, &upload).await))
+            .await
+    }
+
+    async fn get_multipart(&self, upload_id: &str) -> MetaResult<Option<MultipartUpload>> {
+        let id = upload_id.to_owned();
+        self.db
+            .read(tx_job!(tx, [id] => multipart::get(tx, &id).await))
+            .await
+    }
+
+    async fn list_multipart(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> MetaResult<Page<MultipartUpload>> {
+        let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
+        let after = after.map(|(k, u)| (k.to_owned(), u.to_owned()));
+        self.db
+            .read(tx_job!(tx, [bucket, prefix, after] => {
+                let after = after.as_ref().map(|(k, u)| (k.as_str(), u.as_str()));
+                multipart::list(tx, &bucket, &prefix, after, limit).await
+            }))
+            .await
+    }
+
+    async fn commit_part(&self, commit: PartCommit) -> MetaResult<()> {
+        let commit = Arc::new(commit);
+        self.db
+            .write(tx_job!(tx, [commit] => multipart::commit_part(tx, &commit, now_millis()).await))
+            .await
+    }
+
+    async fn list_parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        limit: usize,
+    ) -> MetaResult<Page<Part>> {
+        let id = upload_id.to_owned();
+        self.db
+            .read(tx_job!(tx, [id] => multipart::list_parts(tx, &id, after, limit).await))
+            .await
+    }
+
+    async fn complete_multipart(
+        &self,
+        upload_id: &str,
+        commit: ObjectCommit,
+    ) -> MetaResult<CommitOutcome> {
+        let id = upload_id.to_owned();
+        let commit = Arc::new(commit);
+        self.db
+            .write(tx_job!(tx, [id, commit] =>
+                multipart::complete(tx, &id, &commit, now_millis()).await))
+            .await
+    }
+
+    async fn abort_multipart(&self, upload_id: &str) -> MetaResult<()> {
+        let id = upload_id.to_owned();
+        self.db
+            .write(tx_job!(tx, [id] => multipart::abort(tx, &id, now_millis()).await))
+            .await
+    }
+
+    async fn list_packs(&self, tenant: Option<TenantId>) -> MetaResult<Vec<PackRecord>> {
+        self.db
+            .read(tx_job!(tx, [] => check::list_packs(tx, tenant).await))
+            .await
+    }
+
+    async fn usage(&self, tenant: Option<TenantId>) -> MetaResult<UsageStats> {
+        self.db
+            .read(tx_job!(tx, [] => check::usage(tx, tenant).await))
+            .await
+    }
+
+    async fn fsck(&self) -> MetaResult<FsckReport> {
+        self.db.read(tx_job!(tx, [] => check::fsck(tx).await)).await
+    }
+}
