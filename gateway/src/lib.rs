@@ -1,5 +1,13 @@
 //! Dooz gateway: S3 front door, object engine, metadata stores and pack backends.
 
+pub mod admin;
+pub mod config;
+pub mod engine;
+pub mod fsck;
+pub mod logging;
 pub mod meta;
 pub mod metrics;
+pub mod s3;
+pub mod server;
 pub mod store;
+pub mod tenancy;

@@ -1,1 +1,131 @@
-fn main() {}
+//! `dooz`: the S3 gateway and its operator commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dooz_gateway::admin::cli::{self, AdminCommand};
+use dooz_gateway::config::Config;
+
+/// Dooz: an S3-compatible gateway that chunks, deduplicates, compresses and
+/// encrypts objects before they reach a local directory or an S3 backend.
+///
+/// Configuration comes from built-in defaults, then the TOML file given with
+/// --config, then DOOZ_* environment variables (nested keys joined with "__",
+/// e.g. DOOZ_CHUNKING__AVG_SIZE), then these flags.
+#[derive(Parser)]
+#[command(name = "dooz", version, propagate_version = true)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "DOOZ_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory: embedded metadata, local packs and the root key [default: ./dooz-data].
+    #[arg(long, global = true, env = "DOOZ_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Metadata store: sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in the data dir].
+    #[arg(long, global = true, env = "DOOZ_META", value_name = "URL")]
+    meta: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the S3 endpoint and the admin endpoint (/metrics, /health/live, /health/ready).
+    ///
+    /// On first start it creates the root tenant and an admin access key and
+    /// prints them once (or uses DOOZ_ROOT_ACCESS_KEY / DOOZ_ROOT_SECRET_KEY).
+    /// SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish and exits.
+    Serve {
+        /// S3 endpoint address [default: 127.0.0.1:9000].
+        #[arg(long, env = "DOOZ_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Admin endpoint address [default: 127.0.0.1:9001].
+        #[arg(long, env = "DOOZ_ADMIN_LISTEN", value_name = "ADDR")]
+        admin_listen: Option<SocketAddr>,
+    },
+    /// Manage tenants, users (access keys) and buckets in the metadata store.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Check metadata consistency: refcounts recomputed from manifests, pack
+    /// accounting, and that every referenced pack exists on its backend.
+    /// Read-only; exits non-zero on any inconsistency.
+    Fsck {
+        /// Also read every pack's index from the backend and check it opens.
+        #[arg(long)]
+        read_packs: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the effective configuration (defaults, file, environment, flags) as TOML.
+    Config,
+}
+
+fn load_config(
+    cli: &Cli,
+    listen: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+) -> Result<Config, String> {
+    let mut cfg = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(m) = &cli.meta {
+        cfg.meta = m.clone();
+    }
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if let Some(a) = admin {
+        cfg.admin_listen = a;
+    }
+    cfg.finish().map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (listen, admin) = match &cli.command {
+        Command::Serve {
+            listen,
+            admin_listen,
+        } => (*listen, *admin_listen),
+        _ => (None, None),
+    };
+    let cfg = match load_config(&cli, listen, admin) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dooz: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    dooz_gateway::logging::init(&cfg.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dooz: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { .. } => cli::serve(cfg).await,
+            Command::Admin { command } => cli::admin(cfg, command).await,
+            Command::Fsck { read_packs, json } => cli::fsck(cfg, read_packs, json).await,
+            Command::Config => cli::print_config(&cfg),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dooz: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The `dooz` subcommands behind main.rs: serve, admin, fsck, config.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::meta::{Bucket, Policy};
+use crate::server::{self, Context};
+use crate::tenancy::{self, NewTenant};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Tenants: the unit of key ownership and deduplication.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Users: access keys that belong to one tenant and carry a policy.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Buckets.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with a fresh master key wrapped by a KEK provider.
+    Create {
+        name: String,
+        /// KEK provider: "local" or "openbao" [default: kms.default_provider].
+        #[arg(long)]
+        kek_provider: Option<String>,
+        /// Key reference at the provider (the OpenBao transit key name; BYOK).
+        #[arg(long)]
+        key_ref: Option<String>,
+        /// "aes-256-gcm-siv" or "chacha20-poly1305" [default: kms.default_cipher].
+        #[arg(long)]
+        cipher: Option<String>,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an access key; its secret is printed once.
+    Create {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// admin, read-write or read-only.
+        #[arg(long, default_value = "read-write")]
+        policy: String,
+        /// Use this access key instead of a generated one.
+        #[arg(long, requires = "secret_key")]
+        access_key: Option<String>,
+        /// Use this secret (prefer DOOZ_NEW_SECRET_KEY: flags show in `ps`).
+        #[arg(long, env = "DOOZ_NEW_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users (never their secrets).
+    List {
+        /// Only this tenant (name or id).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an access key.
+    Delete { access_key: String },
+}
+
+#[derive(Subcommand)]
+pub enum BucketCommand {
+    /// Create a bucket owned by a tenant.
+    Create {
+        name: String,
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// List buckets.
+    List {
+        /// Only this tenant (name or id).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+type CliResult = Result<ExitCode, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+pub async fn serve(cfg: Config) -> CliResult {
+    let ctx = Context::open(cfg).await.map_err(err)?;
+    if let Some(b) = server::bootstrap(&ctx).await.map_err(err)? {
+        match &b.secret_key {
+            Some(secret) => println!(
+                "Created the root tenant and its admin access key (shown once, store it now):\n  access key: {}\n  secret key: {}",
+                b.access_key,
+                secret.as_str()
+            ),
+            None => println!("Root admin access key {} is ready.", b.access_key),
+        }
+    }
+    let running = server::start(ctx).await.map_err(err)?;
+    println!(
+        "dooz listening: s3 http://{}  admin http://{}",
+        running.s3_addr, running.admin_addr
+    );
+    server::shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
+    let ctx = Context::open(cfg).await.map_err(err)?;
+    let meta = ctx.meta.as_ref();
+    let vault = ctx.engine.vault();
+    match cmd {
+        AdminCommand::Tenant(TenantCommand::Create {
+            name,
+            kek_provider,
+            key_ref,
+            cipher,
+        }) => {
+            let provider = kek_provider.unwrap_or_else(|| ctx.cfg.kms.default_provider.clone());
+            let key_ref = key_ref.unwrap_or_else(|| ctx.default_key_ref());
+            let cipher = cipher.unwrap_or_else(|| ctx.cfg.kms.default_cipher.clone());
+            let t = tenancy::create_tenant(
+                meta,
+                vault,
+                NewTenant {
+                    name: &name,
+                    provider: &provider,
+                    key_ref: &key_ref,
+                    cipher: &cipher,
+                },
+            )
+            .await
+            .map_err(err)?;
+            println!("tenant {} created (id {})", t.name, t.id);
+        }
+        AdminCommand::Tenant(TenantCommand::List { json }) => {
+            let tenants = meta.list_tenants().await.map_err(err)?;
+            if json {
+                let v: Vec<_> = tenants
+                    .iter()
+                    .map(|t| serde_json::json!({"id": t.id, "name": t.name, "cipher": t.cipher, "epoch": t.current_epoch}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!("{:<38} {:<24} {:<18} EPOCH", "ID", "NAME", "CIPHER");
+                for t in tenants {
+                    println!(
+                        "{:<38} {:<24} {:<18} {}",
+                        t.id, t.name, t.cipher, t.current_epoch
+                    );
+                }
+            }
+        }
+        AdminCommand::User(UserCommand::Create {
+            tenant,
+            name,
+            policy,
+            access_key,
+            secret_key,
+            json,
+        }) => {
+            let tenant = tenancy::find_tenant(meta, &tenant).await.map_err(err)?;
+            let policy = Policy::parse(&policy).ok_or_else(|| {
+                format!("unknown policy {policy}: use admin, read-write or read-only")
+            })?;
+            let keys = match (access_key, secret_key) {
+                (Some(a), Some(s)) => Some((a, Zeroizing::new(s))),
+                _ => None,
+            };
+            let (user, secret) = tenancy::create_user(meta, vault, &tenant, &name, policy, keys)
+                .await
+                .map_err(err)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"access_key": user.access_key, "secret_key": secret.as_str(), "tenant": tenant.name, "policy": policy.as_str()})
+                );
+            } else {
+                println!(
+                    "user {} created in tenant {} (shown once, store it now):\n  access key: {}\n  secret key: {}",
+                    name,
+                    tenant.name,
+                    user.access_key,
+                    secret.as_str()
+                );
+            }
+        }
+        AdminCommand::User(UserCommand::List { tenant, json }) => {
+            let tenant_id = match tenant {
+                Some(t) => Some(tenancy::find_tenant(meta, &t).await.map_err(err)?.id),
+                None => None,
+            };
+            let users = meta.list_users(tenant_id).await.map_err(err)?;
+            if json {
+                let v: Vec<_> = users
+                    .iter()
+                    .map(|u| serde_json::json!({"access_key": u.access_key, "name": u.name, "tenant_id": u.tenant_id, "policy": u.policy.as_str()}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!(
+                    "{:<24} {:<20} {:<38} POLICY",
+                    "ACCESS KEY", "NAME", "TENANT"
+                );
+                for u in users {
+                    println!(
+                        "{:<24} {:<20} {:<38} {}",
+                        u.access_key,
+                        u.name,
+                        u.tenant_id,
+                        u.policy.as_str()
+                    );
+                }
+            }
+        }
+        AdminCommand::User(UserCommand::Delete { access_key }) => {
+            if meta.delete_user(&access_key).await.map_err(err)? {
+                println!("user {access_key} deleted");
+            } else {
+                return Err(format!("no user with access key {access_key}"));
+            }
+        }
+        AdminCommand::Bucket(BucketCommand::Create { name, tenant }) => {
+            crate::engine::validate_bucket_name(&name).map_err(err)?;
+            let tenant = tenancy::find_tenant(meta, &tenant).await.map_err(err)?;
+            meta.create_bucket(&Bucket {
+                name: name.clone(),
+                tenant_id: tenant.id,
+                backend: ctx.cfg.default_backend.clone(),
+                created_at: crate::engine::now_millis(),
+            })
+            .await
+            .map_err(err)?;
+            println!("bucket {name} created for tenant {}", tenant.name);
+        }
+        AdminCommand::Bucket(BucketCommand::List { tenant, json }) => {
+            let tenants = match tenant {
+                Some(t) => vec![tenancy::find_tenant(meta, &t).await.map_err(err)?],
+                None => meta.list_tenants().await.map_err(err)?,
+            };
+            let mut rows = Vec::new();
+            for t in &tenants {
+                for b in meta.list_buckets(t.id).await.map_err(err)? {
+                    rows.push((t.name.clone(), b));
+                }
+            }
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(t, b)| serde_json::json!({"name": b.name, "tenant": t, "backend": b.backend}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!("{:<40} {:<24} BACKEND", "BUCKET", "TENANT");
+                for (t, b) in rows {
+                    println!("{:<40} {:<24} {}", b.name, t, b.backend);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn fsck(cfg: Config, read_packs: bool, json: bool) -> CliResult {
+    let ctx = Context::open(cfg).await.map_err(err)?;
+    let report = crate::fsck::run(&ctx.engine, read_packs)
+        .await
+        .map_err(err)?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn print_config(cfg: &Config) -> CliResult {
+    let mut shown = cfg.clone();
+    // Never print credentials.
+    for b in shown.backends.values_mut() {
+        if let crate::store::BackendConfig::S3(s3) = b
+            && !s3.secret_access_key.is_empty()
+        {
+            s3.secret_access_key = "<redacted>".into();
+        }
+    }
+    if let Some(ob) = shown.kms.openbao.as_mut()
+        && ob.token.is_some()
+    {
+        ob.token = Some("<redacted>".into());
+    }
+    println!("{}", toml::to_string_pretty(&shown).map_err(err)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,84 @@
+//! The admin endpoint: /metrics, /health/live, /health/ready.
+
+use std::convert::Infallible;
+
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use s3s::Body;
+
+use crate::engine::Engine;
+
+#[derive(Clone)]
+pub struct AdminService {
+    engine: Engine,
+}
+
+impl AdminService {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
+    r
+}
+
+/// Ready = the metadata store answers and every backend answers.
+async fn readiness(engine: &Engine) -> (bool, serde_json::Value) {
+    let meta = engine.meta().ping().await;
+    let mut ok = meta.is_ok();
+    let mut backends = serde_json::Map::new();
+    for b in engine.backends().iter() {
+        let r = b.probe().await;
+        ok &= r.is_ok();
+        backends.insert(
+            b.name().to_owned(),
+            serde_json::json!(match r {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => e.to_string(),
+            }),
+        );
+    }
+    let body = serde_json::json!({
+        "ready": ok,
+        "meta": match meta { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
+        "backends": backends,
+    });
+    (ok, body)
+}
+
+impl hyper::service::Service<Request<Incoming>> for AdminService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let engine = self.engine.clone();
+        Box::pin(async move {
+            let res = match req.uri().path() {
+                "/metrics" => text(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    crate::metrics::render(),
+                ),
+                "/health/live" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+                "/health/ready" => {
+                    let (ok, body) = readiness(&engine).await;
+                    let status = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    text(status, "application/json", format!("{body}\n"))
+                }
+                _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+            };
+            Ok(res)
+        })
+    }
+}

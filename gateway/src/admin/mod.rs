@@ -1,0 +1,4 @@
+//! Operator surfaces: the admin HTTP endpoint and the `dooz` subcommands.
+
+pub mod cli;
+pub mod http;

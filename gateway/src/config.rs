@@ -1,0 +1,426 @@
+//! Configuration: built-in defaults, then a TOML file, then `DOOZ_*`
+//! environment variables, then command-line flags — each overriding the last.
+//!
+//! Every key of the file can be set from the environment: nested keys join
+//! with a double underscore, e.g. `chunking.avg_size` is `DOOZ_CHUNKING__AVG_SIZE`
+//! and `backends.main.endpoint` is `DOOZ_BACKENDS__MAIN__ENDPOINT`. Values are
+//! read as TOML when they parse (numbers, booleans, arrays) and as strings
+//! otherwise.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::BackendConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded metadata, the local packs and the root key live.
+    pub data_dir: PathBuf,
+    /// S3 endpoint address.
+    pub listen: SocketAddr,
+    /// Admin endpoint: /metrics, /health/live, /health/ready.
+    pub admin_listen: SocketAddr,
+    /// Metadata store: empty for SQLite in the data dir, `sqlite://PATH`,
+    /// or `postgres://user@host/db`.
+    pub meta: String,
+    /// Region reported to clients and expected in signatures.
+    pub region: String,
+    /// Base domains for virtual-hosted-style requests (`bucket.DOMAIN`).
+    pub domains: Vec<String>,
+    /// Backend new buckets write to.
+    pub default_backend: String,
+    /// Named backends; when empty, `local` = `<data_dir>/packs`.
+    pub backends: BTreeMap<String, BackendConfig>,
+    pub chunking: ChunkingConfig,
+    pub kms: KmsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkingConfig {
+    /// Content-defined chunk sizes in bytes (even numbers, min < avg < max).
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+    /// zstd level; 0 turns compression off.
+    pub compression_level: i32,
+    /// A pack is shipped once it holds this many bytes.
+    pub pack_target_size: usize,
+    /// Packs one upload may have in flight to the backend at once.
+    pub packs_in_flight: usize,
+    /// Total bytes of pack buffers all uploads together may hold; uploads
+    /// wait (back-pressure) beyond it.
+    pub upload_memory_budget: usize,
+    /// Ranged pack reads one GET keeps in flight ahead of the client.
+    pub read_ahead: usize,
+}
+
+impl Default for ChunkingConfig {
+    fn default() -> Self {
+        Self {
+            min_size: 256 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 4 * 1024 * 1024,
+            compression_level: 3,
+            pack_target_size: 16 * 1024 * 1024,
+            packs_in_flight: 2,
+            upload_memory_budget: 256 * 1024 * 1024,
+            read_ahead: 4,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KmsConfig {
+    /// KEK provider new tenants use: "local" or "openbao".
+    pub default_provider: String,
+    /// The local root key; default `<data_dir>/root.key` (created 0600 on
+    /// first start). `DOOZ_ROOT_KEY` (64 hex characters) takes precedence.
+    pub root_key_file: Option<PathBuf>,
+    /// OpenBao / Vault transit.
+    pub openbao: Option<OpenBaoSection>,
+    /// How long unwrapped tenant keys stay cached, in seconds.
+    pub cache_ttl_secs: u64,
+    /// Cipher for new tenants: "aes-256-gcm-siv" or "chacha20-poly1305".
+    pub default_cipher: String,
+}
+
+impl Default for KmsConfig {
+    fn default() -> Self {
+        Self {
+            default_provider: "local".into(),
+            root_key_file: None,
+            openbao: None,
+            cache_ttl_secs: 300,
+            default_cipher: "aes-256-gcm-siv".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OpenBaoSection {
+    /// e.g. "https://bao.example:8200"
+    pub addr: String,
+    /// Token; prefer `token_file` or the VAULT_TOKEN / BAO_TOKEN environment.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "default_transit_mount")]
+    pub mount: String,
+    /// Transit key new tenants are wrapped with (BYOK tenants name their own).
+    pub key: String,
+}
+
+fn default_transit_mount() -> String {
+    "transit".into()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// "text" or "json".
+    pub format: String,
+    /// A tracing filter, e.g. "info" or "dooz_gateway=debug,info". RUST_LOG wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./dooz-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            meta: String::new(),
+            region: "us-east-1".into(),
+            domains: Vec::new(),
+            default_backend: "local".into(),
+            backends: BTreeMap::new(),
+            chunking: ChunkingConfig::default(),
+            kms: KmsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "DOOZ_";
+
+impl Config {
+    /// Defaults ← file (if any) ← environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut value = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let file_path = file.map(Path::to_path_buf).unwrap_or_default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let from_file: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            merge(&mut value, toml::Value::Table(from_file));
+        }
+        let known: Vec<String> = match &value {
+            toml::Value::Table(t) => t.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        overrides.sort();
+        for (var, raw) in overrides {
+            let path: Vec<String> = var[ENV_PREFIX.len()..]
+                .split("__")
+                .map(str::to_lowercase)
+                .collect();
+            // Variables that are not config keys (DOOZ_ROOT_SECRET_KEY, test
+            // settings, ...) belong to someone else.
+            if path.first().is_none_or(|top| !known.contains(top)) {
+                continue;
+            }
+            set_path(&mut value, &path, parse_env_value(&raw)).map_err(|message| {
+                ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                }
+            })?;
+        }
+        let cfg: Config = value.try_into().map_err(|e: toml::de::Error| {
+            if file.is_some() {
+                ConfigError::Parse {
+                    path: file_path.clone(),
+                    message: e.to_string(),
+                }
+            } else {
+                ConfigError::Invalid(e.to_string())
+            }
+        })?;
+        Ok(cfg)
+    }
+
+    /// Fills what derives from the data dir and checks the whole.
+    pub fn finish(mut self) -> Result<Self, ConfigError> {
+        if self.backends.is_empty() {
+            self.backends.insert(
+                "local".into(),
+                BackendConfig::Local {
+                    path: self.data_dir.join("packs"),
+                },
+            );
+        }
+        if !self.backends.contains_key(&self.default_backend) {
+            return Err(ConfigError::Invalid(format!(
+                "default_backend = {:?} names no configured backend (have: {})",
+                self.default_backend,
+                self.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if self.meta.is_empty() {
+            self.meta = format!("sqlite://{}", self.data_dir.join("meta.db").display());
+        }
+        if self.kms.root_key_file.is_none() {
+            self.kms.root_key_file = Some(self.data_dir.join("root.key"));
+        }
+        let c = &self.chunking;
+        if c.packs_in_flight == 0 || c.read_ahead == 0 {
+            return Err(ConfigError::Invalid(
+                "chunking.packs_in_flight and chunking.read_ahead must be at least 1".into(),
+            ));
+        }
+        if c.upload_memory_budget < c.pack_target_size {
+            return Err(ConfigError::Invalid(
+                "chunking.upload_memory_budget must hold at least one pack".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    // `x = <raw>` parses numbers, booleans, arrays and quoted strings.
+    match toml::from_str::<toml::Table>(&format!("x = {raw}")) {
+        Ok(mut t) => t
+            .remove("x")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+fn set_path(root: &mut toml::Value, path: &[String], v: toml::Value) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err("empty key".into());
+    };
+    let mut cur = root;
+    for p in parents {
+        let table = cur
+            .as_table_mut()
+            .ok_or_else(|| format!("{p} is not a table"))?;
+        cur = table
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    let table = cur
+        .as_table_mut()
+        .ok_or_else(|| format!("parent of {last} is not a table"))?;
+    // Keep strings strings where the default is a string ("0123" stays text).
+    let v = match (table.get(last.as_str()), v) {
+        (Some(toml::Value::String(_)), other) if !other.is_str() => {
+            toml::Value::String(other.to_string().trim_matches('"').to_owned())
+        }
+        (_, other) => other,
+    };
+    table.insert(last.clone(), v);
+    Ok(())
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_table() && v.is_table() => merge(existing, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dooz.toml");
+        std::fs::write(
+            &file,
+            r#"
+listen = "127.0.0.1:7000"
+default_backend = "sw"
+[chunking]
+avg_size = 2097152
+[backends.sw]
+type = "s3"
+endpoint = "http://127.0.0.1:8333"
+bucket = "packs"
+"#,
+        )
+        .unwrap();
+        let cfg = Config::load_from(
+            Some(&file),
+            env(&[
+                ("DOOZ_LISTEN", "127.0.0.1:7100"),
+                ("DOOZ_CHUNKING__COMPRESSION_LEVEL", "1"),
+                ("DOOZ_BACKENDS__SW__PREFIX", "dooz/"),
+                ("DOOZ_ROOT_SECRET_KEY", "not a config key"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 7100);
+        assert_eq!(cfg.chunking.avg_size, 2 * 1024 * 1024);
+        assert_eq!(cfg.chunking.compression_level, 1);
+        assert_eq!(cfg.chunking.min_size, 256 * 1024);
+        match &cfg.backends["sw"] {
+            BackendConfig::S3(s3) => {
+                assert_eq!(s3.prefix, "dooz/");
+                assert_eq!(s3.bucket, "packs");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(cfg.meta.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dooz.toml");
+        std::fs::write(&file, "listn = \"x\"\n").unwrap();
+        let err = Config::load_from(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+
+        let err = Config::load_from(None, env(&[("DOOZ_LISTEN", "not-an-address")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+
+        let err = Config::load_from(None, env(&[("DOOZ_DEFAULT_BACKEND", "nope")]))
+            .unwrap()
+            .finish()
+            .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn data_dir_derives_defaults() {
+        let cfg = Config::load_from(None, env(&[("DOOZ_DATA_DIR", "/srv/dooz")]))
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!(cfg.meta, "sqlite:///srv/dooz/meta.db");
+        assert_eq!(
+            cfg.kms.root_key_file.as_deref(),
+            Some(Path::new("/srv/dooz/root.key"))
+        );
+        assert_eq!(
+            cfg.backends["local"],
+            BackendConfig::Local {
+                path: "/srv/dooz/packs".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! Bucket operations and the authorization every object operation starts with.
+
+use super::validate::validate_bucket_name;
+use super::{Action, Engine, EngineError, EngineResult, Principal, now_millis};
+use crate::meta::Bucket;
+
+impl Engine {
+    /// The bucket, if the principal may perform `action` on it. Another
+    /// tenant's bucket is AccessDenied, never visible.
+    pub async fn authorize(
+        &self,
+        who: &Principal,
+        bucket: &str,
+        action: Action,
+    ) -> EngineResult<Bucket> {
+        let b = self
+            .inner
+            .meta
+            .get_bucket(bucket)
+            .await?
+            .ok_or_else(|| EngineError::NoSuchBucket(bucket.to_owned()))?;
+        if b.tenant_id != who.tenant_id {
+            return Err(EngineError::AccessDenied(format!(
+                "bucket {bucket} belongs to another tenant"
+            )));
+        }
+        if !who.allows(action) {
+            return Err(EngineError::AccessDenied(format!(
+                "{} may not {action:?} in {bucket}",
+                who.access_key
+            )));
+        }
+        Ok(b)
+    }
+
+    pub async fn create_bucket(&self, who: &Principal, name: &str) -> EngineResult<Bucket> {
+        validate_bucket_name(name)?;
+        if !who.allows(Action::ManageBuckets) {
+            return Err(EngineError::AccessDenied(format!(
+                "{} may not create buckets",
+                who.access_key
+            )));
+        }
+        let bucket = Bucket {
+            name: name.to_owned(),
+            tenant_id: who.tenant_id,
+            backend: self.inner.cfg.default_backend.clone(),
+            created_at: now_millis(),
+        };
+        self.inner.meta.create_bucket(&bucket).await?;
+        tracing::info!(bucket = name, tenant = %who.tenant_id, "bucket created");
+        Ok(bucket)
+    }
+
+    pub async fn delete_bucket(&self, who: &Principal, name: &str) -> EngineResult<()> {
+        self.authorize(who, name, Action::ManageBuckets).await?;
+        self.inner.meta.delete_bucket(name).await?;
+        tracing::info!(bucket = name, tenant = %who.tenant_id, "bucket deleted");
+        Ok(())
+    }
+
+    pub async fn head_bucket(&self, who: &Principal, name: &str) -> EngineResult<Bucket> {
+        self.authorize(who, name, Action::Read).await
+    }
+
+    pub async fn list_buckets(&self, who: &Principal) -> EngineResult<Vec<Bucket>> {
+        Ok(self.inner.meta.list_buckets(who.tenant_id).await?)
+    }
+}

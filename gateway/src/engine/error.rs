@@ -1,0 +1,106 @@
+//! What can go wrong with an object operation, in S3's terms but without HTTP.
+
+use crate::meta::MetaError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("The specified bucket does not exist: {0}")]
+    NoSuchBucket(String),
+    #[error("The specified key does not exist: {0}")]
+    NoSuchKey(String),
+    #[error("The specified version does not exist: {0}")]
+    NoSuchVersion(String),
+    #[error("The specified multipart upload does not exist: {0}")]
+    NoSuchUpload(String),
+    #[error("Access Denied: {0}")]
+    AccessDenied(String),
+    #[error("The requested bucket name is not available: {0}")]
+    BucketAlreadyExists(String),
+    #[error(
+        "Your previous request to create the named bucket succeeded and you already own it: {0}"
+    )]
+    BucketAlreadyOwnedByYou(String),
+    #[error("The bucket you tried to delete is not empty: {0}")]
+    BucketNotEmpty(String),
+    #[error("The specified bucket is not valid: {0}")]
+    InvalidBucketName(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("The requested range is not satisfiable (object size {size})")]
+    InvalidRange { size: u64 },
+    #[error("Your proposed upload exceeds the maximum allowed size of {max} bytes")]
+    EntityTooLarge { max: u64 },
+    #[error("Your key is too long: {len} bytes, maximum 1024")]
+    KeyTooLong { len: usize },
+    #[error("Your metadata headers exceed the maximum allowed metadata size of 2048 bytes")]
+    MetadataTooLarge,
+    #[error("At least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
+    #[error("Not Modified")]
+    NotModified,
+    #[error("{0}")]
+    BadDigest(String),
+    #[error("The Content-MD5 or checksum value that you specified is not valid: {0}")]
+    InvalidDigest(String),
+    #[error(
+        "You did not provide the number of bytes specified by the Content-Length HTTP header ({expected} expected, {received} received)"
+    )]
+    IncompleteBody { expected: u64, received: u64 },
+    #[error("The request body could not be read: {0}")]
+    BodyRead(String),
+    /// Backend or metadata store out of reach; the client should retry.
+    #[error("Service unavailable: {0}")]
+    Unavailable(String),
+    /// A chunk failed authentication or its id check: never serve it.
+    #[error("Stored data failed verification: {0}")]
+    Corrupt(String),
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+impl From<MetaError> for EngineError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::NoSuchBucket(b) => EngineError::NoSuchBucket(b),
+            MetaError::NoSuchKey { key, .. } => EngineError::NoSuchKey(key),
+            MetaError::NoSuchVersion { version, .. } => EngineError::NoSuchVersion(version),
+            MetaError::NoSuchUpload(u) => EngineError::NoSuchUpload(u),
+            MetaError::BucketAlreadyExists(b) => EngineError::BucketAlreadyExists(b),
+            MetaError::BucketAlreadyOwnedByYou(b) => EngineError::BucketAlreadyOwnedByYou(b),
+            MetaError::BucketNotEmpty(b) => EngineError::BucketNotEmpty(b),
+            MetaError::PreconditionFailed(_) => EngineError::PreconditionFailed,
+            // The client retries, and the retry stores the chunk afresh.
+            MetaError::ChunkVanished(c) => EngineError::Unavailable(format!(
+                "a reused chunk was collected concurrently ({c}); retry"
+            )),
+            MetaError::Unavailable(m) => EngineError::Unavailable(format!("metadata store: {m}")),
+            MetaError::Corrupt(m) => EngineError::Corrupt(format!("metadata: {m}")),
+            other => EngineError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable { .. } => EngineError::Unavailable(e.to_string()),
+            // A pack the metadata references is gone: data loss, not a 404.
+            StoreError::NotFound { .. } => EngineError::Corrupt(e.to_string()),
+            other => EngineError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<dooz_keyvault::KeyError> for EngineError {
+    fn from(e: dooz_keyvault::KeyError) -> Self {
+        if e.is_retryable() {
+            EngineError::Unavailable(format!("key service: {e}"))
+        } else {
+            EngineError::Internal(format!("keys: {e}"))
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The read path: version → manifest → the chunks covering the range →
+//! ranged reads of their packs (coalesced, several in flight) → AEAD open →
+//! decompress → id check → stream. A chunk that fails verification is an
+//! error, never served.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dooz_chunker::{ChunkId, Keyring};
+use futures::{Stream, StreamExt, stream};
+
+use super::{Action, Engine, EngineError, EngineResult, Principal};
+use crate::meta::{ChunkLocation, ObjectVersion};
+use crate::metrics::METRICS;
+use crate::store::PackStore;
+
+/// Adjacent frames of one pack are fetched with one ranged read up to this size.
+const MAX_COALESCED_READ: u64 = 8 * 1024 * 1024;
+
+/// A Range header, before it meets the object size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// bytes=first-last or bytes=first-
+    FromTo { first: u64, last: Option<u64> },
+    /// bytes=-len
+    Suffix { len: u64 },
+}
+
+impl ByteRange {
+    /// The inclusive byte span this range selects, or InvalidRange.
+    pub fn resolve(self, size: u64) -> EngineResult<(u64, u64)> {
+        let invalid = Err(EngineError::InvalidRange { size });
+        match self {
+            ByteRange::FromTo { first, last } => {
+                if first >= size || last.is_some_and(|l| l < first) {
+                    return invalid;
+                }
+                Ok((first, last.unwrap_or(u64::MAX).min(size - 1)))
+            }
+            ByteRange::Suffix { len } => {
+                if len == 0 || size == 0 {
+                    return invalid;
+                }
+                Ok((size - len.min(size), size - 1))
+            }
+        }
+    }
+}
+
+/// Conditional GET/HEAD headers, dates in milliseconds since the epoch.
+#[derive(Clone, Debug, Default)]
+pub struct ReadConditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<i64>,
+    pub if_unmodified_since: Option<i64>,
+}
+
+fn etag_matches(condition: &str, etag: &str) -> bool {
+    let etag = etag.trim_matches('"');
+    condition
+        .split(',')
+        .map(|c| c.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|c| c == "*" || c == etag)
+}
+
+impl ReadConditions {
+    /// RFC 7232 order, as S3 applies it: a true If-Match overrides a false
+    /// If-Unmodified-Since, and a false If-None-Match overrides If-Modified-Since.
+    pub fn evaluate(&self, etag: &str, last_modified_ms: i64) -> EngineResult<()> {
+        // HTTP dates have second precision.
+        let lm = last_modified_ms / 1000;
+        match &self.if_match {
+            Some(c) if !etag_matches(c, etag) => return Err(EngineError::PreconditionFailed),
+            Some(_) => {}
+            None => {
+                if let Some(t) = self.if_unmodified_since
+                    && lm > t / 1000
+                {
+                    return Err(EngineError::PreconditionFailed);
+                }
+            }
+        }
+        match &self.if_none_match {
+            Some(c) if etag_matches(c, etag) => return Err(EngineError::NotModified),
+            Some(_) => {}
+            None => {
+                if let Some(t) = self.if_modified_since
+                    && lm <= t / 1000
+                {
+                    return Err(EngineError::NotModified);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub type ObjectBody = Pin<Box<dyn Stream<Item = EngineResult<Bytes>> + Send>>;
+
+pub struct GetOutcome {
+    pub version: ObjectVersion,
+    /// Inclusive span served, when a range was asked for.
+    pub range: Option<(u64, u64)>,
+    /// Bytes the body will carry.
+    pub content_length: u64,
+    pub body: ObjectBody,
+}
+
+/// One ranged read of a pack and the pieces of plaintext it yields.
+struct Read {
+    pack_id: [u8; 16],
+    start: u64,
+    end: u64,
+    pieces: Vec<Piece>,
+}
+
+struct Piece {
+    id: ChunkId,
+    loc: ChunkLocation,
+    /// Plaintext bytes to drop at the front and to keep.
+    skip: usize,
+    take: usize,
+}
+
+impl Engine {
+    /// The version's metadata, after conditions; no data is read.
+    pub async fn head_object(
+        &self,
+        who: &Principal,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        conditions: &ReadConditions,
+    ) -> EngineResult<ObjectVersion> {
+        Ok(self
+            .head_with_bucket(who, bucket, key, version_id, conditions)
+            .await?
+            .1)
+    }
+
+    async fn head_with_bucket(
+        &self,
+        who: &Principal,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        conditions: &ReadConditions,
+    ) -> EngineResult<(crate::meta::Bucket, ObjectVersion)> {
+        let bucket_rec = self.authorize(who, bucket, Action::Read).await?;
+        let version = self
+            .inner
+            .meta
+            .get_object(bucket, key, version_id)
+            .await?
+            .ok_or_else(|| match version_id {
+                Some(v) => EngineError::NoSuchVersion(v.to_owned()),
+                None => EngineError::NoSuchKey(key.to_owned()),
+            })?;
+        if version.delete_marker {
+            return Err(EngineError::NoSuchKey(key.to_owned()));
+        }
+        conditions.evaluate(&version.attrs.etag, version.created_at)?;
+        Ok((bucket_rec, version))
+    }
+
+    pub async fn get_object(
+        &self,
+        who: &Principal,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        conditions: &ReadConditions,
+    ) -> EngineResult<GetOutcome> {
+        let (bucket_rec, version) = self
+            .head_with_bucket(who, bucket, key, version_id, conditions)
+            .await?;
+        let size = version.attrs.size;
+        let span = match range {
+            Some(r) => Some(r.resolve(size)?),
+            None => None,
+        };
+        let (start, end_excl) = match span {
+            Some((a, b)) => (a, b + 1),
+            None => (0, size),
+        };
+        let tenant = self.tenant(bucket_rec.tenant_id).await?;
+        let keyring = self.keyring_of(&tenant).await?;
+        let reads = self
+            .plan_reads(&version, tenant.id, start, end_excl)
+            .await?;
+        let store = self.inner.backends.get(&bucket_rec.backend)?.clone();
+        let mut body = read_stream(store, keyring, reads, self.inner.cfg.read_ahead);
+        // Fetch the first piece before answering, so that an unreachable
+        // backend or a corrupt chunk becomes a status code, not a cut stream.
+        let first = match body.next().await {
+            Some(Ok(b)) => Some(b),
+            Some(Err(e)) => return Err(e),
+            None => None,
+        };
+        let body: ObjectBody = Box::pin(stream::iter(first.map(Ok)).chain(body));
+        Ok(GetOutcome {
+            version,
+            range: span,
+            content_length: end_excl - start,
+            body,
+        })
+    }
+
+    async fn plan_reads(
+        &self,
+        version: &ObjectVersion,
+        tenant: crate::meta::TenantId,
+        start: u64,
+        end: u64,
+    ) -> EngineResult<Vec<Read>> {
+        let mut wanted = Vec::new();
+        let mut offset = 0u64;
+        for c in &version.manifest.chunks {
+            let len = u64::from(c.plain_len);
+            let (c_start, c_end) = (offset, offset + len);
+            offset = c_end;
+            if c_end <= start || c_start >= end || len == 0 {
+                continue;
+            }
+            let skip = start.saturating_sub(c_start);
+            let take = end.min(c_end) - c_start - skip;
+            wanted.push((c.id, skip as usize, take as usize));
+            if c_end >= end {
+                break;
+            }
+        }
+        let mut ids: Vec<[u8; 32]> = wanted.iter().map(|(id, _, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let locations: HashMap<[u8; 32], ChunkLocation> = self
+            .inner
+            .meta
+            .chunk_locations(tenant, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let mut reads: Vec<Read> = Vec::new();
+        for (id, skip, take) in wanted {
+            let loc = *locations.get(&id).ok_or_else(|| {
+                EngineError::Corrupt(format!("chunk {} has no location", hex::encode(id)))
+            })?;
+            let piece = Piece {
+                id: ChunkId(id),
+                loc,
+                skip,
+                take,
+            };
+            let frame_end = loc.offset + u64::from(loc.len);
+            match reads.last_mut() {
+                Some(r)
+                    if r.pack_id == loc.pack_id
+                        && r.end == loc.offset
+                        && frame_end - r.start <= MAX_COALESCED_READ =>
+                {
+                    r.end = frame_end;
+                    r.pieces.push(piece);
+                }
+                _ => reads.push(Read {
+                    pack_id: loc.pack_id,
+                    start: loc.offset,
+                    end: frame_end,
+                    pieces: vec![piece],
+                }),
+            }
+        }
+        Ok(reads)
+    }
+}
+
+fn read_stream(
+    store: PackStore,
+    keyring: Arc<Keyring>,
+    reads: Vec<Read>,
+    read_ahead: usize,
+) -> ObjectBody {
+    let s = stream::iter(reads)
+        .map(move |read| fetch(store.clone(), keyring.clone(), read))
+        .buffered(read_ahead)
+        .flat_map(|res| match res {
+            Ok(parts) => stream::iter(parts.into_iter().map(Ok).collect::<Vec<_>>()),
+            Err(e) => stream::iter(vec![Err(e)]),
+        });
+    Box::pin(s)
+}
+
+async fn fetch(store: PackStore, keyring: Arc<Keyring>, read: Read) -> EngineResult<Vec<Bytes>> {
+    let bytes = store.get_range(&read.pack_id, read.start..read.end).await?;
+    if bytes.len() as u64 != read.end - read.start {
+        return Err(EngineError::Corrupt(format!(
+            "pack {} is shorter than its index says",
+            hex::encode(read.pack_id)
+        )));
+    }
+    let pieces = tokio::task::spawn_blocking(move || {
+        read.pieces
+            .into_iter()
+            .map(|p| {
+                let from = (p.loc.offset - read.start) as usize;
+                let frame = &bytes[from..from + p.loc.len as usize];
+                let plain = keyring
+                    .open_chunk(&p.id, frame, p.loc.plain_len as usize)
+                    .map_err(|e| {
+                        tracing::error!(chunk = %p.id, pack = %hex::encode(read.pack_id), error = %e, "chunk failed verification");
+                        EngineError::Corrupt(format!("chunk {}: {e}", p.id))
+                    })?;
+                if plain.len() != p.loc.plain_len as usize {
+                    return Err(EngineError::Corrupt(format!(
+                        "chunk {} opened to {} bytes, expected {}",
+                        p.id,
+                        plain.len(),
+                        p.loc.plain_len
+                    )));
+                }
+                let plain = Bytes::from(plain);
+                Ok(plain.slice(p.skip..p.skip + p.take))
+            })
+            .collect::<EngineResult<Vec<Bytes>>>()
+    })
+    .await
+    .map_err(|e| EngineError::Internal(format!("open task: {e}")))??;
+    let sent: usize = pieces.iter().map(Bytes::len).sum();
+    METRICS.s3_sent_bytes.inc_by(sent as u64);
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_like_s3() {
+        let r = |first, last| ByteRange::FromTo { first, last };
+        assert_eq!(r(0, Some(9)).resolve(100).unwrap(), (0, 9));
+        assert_eq!(r(90, Some(200)).resolve(100).unwrap(), (90, 99));
+        assert_eq!(r(10, None).resolve(100).unwrap(), (10, 99));
+        assert_eq!(
+            ByteRange::Suffix { len: 10 }.resolve(100).unwrap(),
+            (90, 99)
+        );
+        assert_eq!(
+            ByteRange::Suffix { len: 500 }.resolve(100).unwrap(),
+            (0, 99)
+        );
+        for bad in [
+            r(100, None).resolve(100),
+            r(5, Some(4)).resolve(100),
+            ByteRange::Suffix { len: 0 }.resolve(100),
+            r(0, Some(0)).resolve(0),
+        ] {
+            assert!(
+                matches!(bad, Err(EngineError::InvalidRange { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn conditions_follow_rfc7232_precedence() {
+        let etag = "\"abc\"";
+        let t = 10_000_000; // ms
+        let c =
+            |m: Option<&str>, n: Option<&str>, ms: Option<i64>, us: Option<i64>| ReadConditions {
+                if_match: m.map(Into::into),
+                if_none_match: n.map(Into::into),
+                if_modified_since: ms,
+                if_unmodified_since: us,
+            };
+        assert!(c(Some("abc"), None, None, None).evaluate(etag, t).is_ok());
+        assert!(
+            c(Some("\"abc\""), None, None, None)
+                .evaluate(etag, t)
+                .is_ok()
+        );
+        assert!(matches!(
+            c(Some("xyz"), None, None, None).evaluate(etag, t),
+            Err(EngineError::PreconditionFailed)
+        ));
+        // True If-Match wins over a false If-Unmodified-Since.
+        assert!(
+            c(Some("abc"), None, None, Some(t - 5000))
+                .evaluate(etag, t)
+                .is_ok()
+        );
+        assert!(matches!(
+            c(None, None, None, Some(t - 5000)).evaluate(etag, t),
+            Err(EngineError::PreconditionFailed)
+        ));
+        assert!(matches!(
+            c(None, Some("abc"), None, None).evaluate(etag, t),
+            Err(EngineError::NotModified)
+        ));
+        assert!(matches!(
+            c(None, None, Some(t), None).evaluate(etag, t),
+            Err(EngineError::NotModified)
+        ));
+        // A non-matching If-None-Match overrides If-Modified-Since.
+        assert!(
+            c(None, Some("xyz"), Some(t), None)
+                .evaluate(etag, t)
+                .is_ok()
+        );
+        assert!(
+            c(None, None, Some(t - 5000), None)
+                .evaluate(etag, t)
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Object semantics: buckets, put/get/list/delete. Knows nothing about HTTP;
+//! takes a [`MetaStore`], the pack [`Backends`] and the [`KeyVault`].
+
+mod buckets;
+mod checksum;
+mod error;
+mod get;
+mod keys;
+mod list;
+mod put;
+mod validate;
+
+use std::sync::Arc;
+
+use dooz_chunker::{ChunkerParams, CompressionPolicy};
+use dooz_keyvault::KeyVault;
+use tokio::sync::Semaphore;
+
+use crate::config::ChunkingConfig;
+use crate::meta::{MetaStore, Policy, TenantId};
+use crate::store::Backends;
+
+pub use checksum::{ChecksumAlgorithm, Checksums, ExpectedChecksums};
+pub use error::{EngineError, EngineResult};
+pub use get::{ByteRange, GetOutcome, ObjectBody, ReadConditions};
+pub use list::{ListOutcome, ListParams};
+pub use put::{PutOutcome, PutRequest};
+pub use validate::{MAX_KEY_LEN, MAX_OBJECT_SIZE, MAX_USER_METADATA, validate_bucket_name};
+
+/// Who is calling: resolved from the request's access key by the front door.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub access_key: String,
+    pub tenant_id: TenantId,
+    pub policy: Policy,
+}
+
+/// What a request wants to do, for the policy check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Write,
+    ManageBuckets,
+}
+
+impl Principal {
+    pub fn allows(&self, action: Action) -> bool {
+        matches!(
+            (self.policy, action),
+            (Policy::Admin, _)
+                | (Policy::ReadWrite, Action::Read | Action::Write)
+                | (Policy::ReadOnly, Action::Read)
+        )
+    }
+}
+
+/// Tunables of the data path (from `[chunking]`).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub chunker: ChunkerParams,
+    pub compression: CompressionPolicy,
+    pub pack_target: usize,
+    pub packs_in_flight: usize,
+    pub read_ahead: usize,
+    pub default_backend: String,
+}
+
+impl EngineConfig {
+    pub fn from_config(c: &ChunkingConfig, default_backend: &str) -> Self {
+        Self {
+            chunker: ChunkerParams {
+                min: c.min_size,
+                avg: c.avg_size,
+                max: c.max_size,
+            },
+            compression: CompressionPolicy {
+                level: c.compression_level,
+            },
+            pack_target: c.pack_target_size,
+            packs_in_flight: c.packs_in_flight,
+            read_ahead: c.read_ahead,
+            default_backend: default_backend.to_owned(),
+        }
+    }
+}
+
+/// Pack buffers are budgeted in units of this many bytes.
+const BUDGET_UNIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    meta: Arc<dyn MetaStore>,
+    backends: Backends,
+    vault: KeyVault,
+    cfg: EngineConfig,
+    /// Global back-pressure on pack buffers held by all uploads.
+    budget: Arc<Semaphore>,
+}
+
+impl Engine {
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        backends: Backends,
+        vault: KeyVault,
+        cfg: EngineConfig,
+        memory_budget: usize,
+    ) -> EngineResult<Self> {
+        cfg.chunker
+            .validate()
+            .map_err(|e| EngineError::InvalidArgument(format!("chunking: {e}")))?;
+        backends.get(&cfg.default_backend)?;
+        let units = (memory_budget / BUDGET_UNIT).max(cfg.pack_target.div_ceil(BUDGET_UNIT));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                meta,
+                backends,
+                vault,
+                cfg,
+                budget: Arc::new(Semaphore::new(units)),
+            }),
+        })
+    }
+
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.inner.meta
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.inner.backends
+    }
+
+    pub fn vault(&self) -> &KeyVault {
+        &self.inner.vault
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

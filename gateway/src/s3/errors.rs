@@ -1,0 +1,66 @@
+//! Engine errors as S3 errors: the code, the status and a message a user can act on.
+
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::engine::EngineError;
+
+pub fn to_s3(e: EngineError) -> S3Error {
+    use S3ErrorCode as C;
+    let code = match &e {
+        EngineError::NoSuchBucket(_) => C::NoSuchBucket,
+        EngineError::NoSuchKey(_) => C::NoSuchKey,
+        EngineError::NoSuchVersion(_) => C::NoSuchVersion,
+        EngineError::NoSuchUpload(_) => C::NoSuchUpload,
+        EngineError::AccessDenied(_) => C::AccessDenied,
+        EngineError::BucketAlreadyExists(_) => C::BucketAlreadyExists,
+        EngineError::BucketAlreadyOwnedByYou(_) => C::BucketAlreadyOwnedByYou,
+        EngineError::BucketNotEmpty(_) => C::BucketNotEmpty,
+        EngineError::InvalidBucketName(_) => C::InvalidBucketName,
+        EngineError::InvalidArgument(_) => C::InvalidArgument,
+        EngineError::InvalidRange { .. } => C::InvalidRange,
+        EngineError::EntityTooLarge { .. } => C::EntityTooLarge,
+        EngineError::KeyTooLong { .. } => C::KeyTooLongError,
+        EngineError::MetadataTooLarge => C::MetadataTooLarge,
+        EngineError::PreconditionFailed => C::PreconditionFailed,
+        EngineError::NotModified => C::NotModified,
+        EngineError::BadDigest(_) => C::BadDigest,
+        EngineError::InvalidDigest(_) => C::InvalidDigest,
+        EngineError::IncompleteBody { .. } => C::IncompleteBody,
+        EngineError::BodyRead(_) => C::IncompleteBody,
+        EngineError::Unavailable(_) => C::ServiceUnavailable,
+        EngineError::Corrupt(_) | EngineError::Internal(_) => C::InternalError,
+    };
+    match &e {
+        // Internal detail stays in the log; the client gets a stable message.
+        EngineError::Corrupt(m) => {
+            tracing::error!(error = %m, "refusing to serve data that failed verification");
+            S3Error::with_message(
+                code,
+                "Stored data failed an integrity check; it was not served.",
+            )
+        }
+        EngineError::Internal(m) => {
+            tracing::error!(error = %m, "internal error");
+            S3Error::with_message(code, "We encountered an internal error. Please try again.")
+        }
+        EngineError::Unavailable(m) => {
+            tracing::warn!(error = %m, "dependency unavailable");
+            S3Error::with_message(
+                code,
+                "Please reduce your request rate or retry: a storage dependency is unavailable.",
+            )
+        }
+        _ => S3Error::with_message(code, e.to_string()),
+    }
+}
+
+/// `?` on engine results inside handlers.
+pub trait IntoS3<T> {
+    fn s3(self) -> s3s::S3Result<T>;
+}
+
+impl<T> IntoS3<T> for Result<T, EngineError> {
+    fn s3(self) -> s3s::S3Result<T> {
+        self.map_err(to_s3)
+    }
+}

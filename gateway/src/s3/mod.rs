@@ -1,0 +1,186 @@
+//! The S3 front door: the s3s `S3` trait implemented over the engine, the
+//! credential lookup behind SigV4, virtual-host parsing, and the HTTP layer
+//! around it all (`front`). Each S3 concern lives in its own file.
+
+mod buckets;
+mod convert;
+mod errors;
+pub mod front;
+mod list;
+mod objects;
+
+use std::sync::Arc;
+
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::*;
+use s3s::host::{S3Host, VirtualHost};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+
+use crate::engine::{Engine, Principal};
+use crate::tenancy::CredentialCache;
+
+pub use errors::to_s3;
+
+pub struct DoozS3 {
+    engine: Engine,
+    credentials: Arc<CredentialCache>,
+    region: String,
+}
+
+impl DoozS3 {
+    /// The caller, from the access key s3s already verified the signature of.
+    async fn principal<T>(&self, req: &S3Request<T>) -> S3Result<Principal> {
+        let creds = req
+            .credentials
+            .as_ref()
+            .ok_or_else(|| s3_error!(AccessDenied, "Anonymous access is not allowed"))?;
+        match self.credentials.lookup(&creds.access_key).await {
+            Ok(Some(c)) => Ok(c.principal),
+            Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
+            Err(e) => Err(to_s3(e)),
+        }
+    }
+}
+
+struct Auth {
+    credentials: Arc<CredentialCache>,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for Auth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.credentials.lookup(access_key).await {
+            Ok(Some(c)) => Ok(SecretKey::from(c.secret.as_str())),
+            Ok(None) => Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )),
+            Err(e) => Err(to_s3(e)),
+        }
+    }
+}
+
+/// `bucket.DOMAIN` is virtual-hosted style; any other host (an IP, a plain
+/// name) is path style.
+struct Hosts {
+    domains: Vec<String>,
+}
+
+impl S3Host for Hosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        for d in &self.domains {
+            if let Some(bucket) = name
+                .strip_suffix(d.as_str())
+                .and_then(|rest| rest.strip_suffix('.'))
+                .filter(|b| !b.is_empty())
+            {
+                return Ok(VirtualHost::new(d.as_str()).with_bucket(bucket.to_ascii_lowercase()));
+            }
+        }
+        Ok(VirtualHost::new(name))
+    }
+}
+
+/// The s3s service for an engine.
+pub fn service(
+    engine: Engine,
+    credentials: Arc<CredentialCache>,
+    region: &str,
+    domains: &[String],
+) -> S3Service {
+    let s3 = DoozS3 {
+        engine,
+        credentials: credentials.clone(),
+        region: region.to_owned(),
+    };
+    let mut b = S3ServiceBuilder::new(s3);
+    b.set_auth(Auth { credentials });
+    b.set_host(Hosts {
+        domains: domains.to_vec(),
+    });
+    b.build()
+}
+
+#[async_trait::async_trait]
+impl S3 for DoozS3 {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        buckets::create_bucket(self, req).await
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        buckets::delete_bucket(self, req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        buckets::head_bucket(self, req).await
+    }
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        buckets::list_buckets(self, req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        buckets::get_bucket_location(self, req).await
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        objects::put_object(self, req).await
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        objects::get_object(self, req).await
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        objects::head_object(self, req).await
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        objects::delete_object(self, req).await
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        objects::delete_objects(self, req).await
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_objects(self, req).await
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_objects_v2(self, req).await
+    }
+}

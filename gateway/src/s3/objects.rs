@@ -1,0 +1,421 @@
+//! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::DoozS3;
+use super::convert::{etag, etag_condition, http_date, millis, parse_http_date, timestamp};
+use super::errors::{IntoS3, to_s3};
+use crate::engine::{
+    ByteRange, ChecksumAlgorithm, EngineError, ExpectedChecksums, GetOutcome, PutRequest,
+    ReadConditions,
+};
+use crate::meta::{ObjectAttrs, ObjectVersion, WriteConditions};
+
+/// DeleteObjects accepts at most this many keys, as S3 does.
+const MAX_DELETE_KEYS: usize = 1000;
+
+fn expected_checksums<T>(
+    req: &S3Request<T>,
+    content_md5: Option<String>,
+    headers: [(ChecksumAlgorithm, Option<String>); 5],
+) -> S3Result<ExpectedChecksums> {
+    let mut announced = Vec::new();
+    if let Some(t) = req.headers.get("x-amz-trailer") {
+        let t = t
+            .to_str()
+            .map_err(|_| s3_error!(InvalidArgument, "x-amz-trailer is not ASCII"))?;
+        for name in t.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let alg = name
+                .strip_prefix("x-amz-checksum-")
+                .and_then(ChecksumAlgorithm::parse)
+                .ok_or_else(|| s3_error!(InvalidArgument, "unsupported trailer {name}"))?;
+            announced.push(alg);
+        }
+    }
+    let trailer = req.trailing_headers.clone().map(|th| {
+        Box::new(move || {
+            let mut out = BTreeMap::new();
+            if let Some(map) = th.take() {
+                for alg in ChecksumAlgorithm::ALL {
+                    if let Some(v) = map.get(alg.header()).and_then(|v| v.to_str().ok()) {
+                        out.insert(alg, v.to_owned());
+                    }
+                }
+            }
+            out
+        }) as Box<dyn FnOnce() -> BTreeMap<ChecksumAlgorithm, String> + Send>
+    });
+    Ok(ExpectedChecksums {
+        content_md5,
+        headers: headers
+            .into_iter()
+            .filter_map(|(a, v)| v.map(|v| (a, v)))
+            .collect(),
+        announced,
+        trailer,
+    })
+}
+
+fn checksum_field(attrs: &ObjectAttrs, alg: ChecksumAlgorithm) -> Option<String> {
+    attrs.checksums.get(alg.as_str()).cloned()
+}
+
+pub async fn put_object(
+    s: &DoozS3,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let who = s.principal(&req).await?;
+    let expected = expected_checksums(
+        &req,
+        req.input.content_md5.clone(),
+        [
+            (ChecksumAlgorithm::Crc32, req.input.checksum_crc32.clone()),
+            (ChecksumAlgorithm::Crc32c, req.input.checksum_crc32c.clone()),
+            (
+                ChecksumAlgorithm::Crc64Nvme,
+                req.input.checksum_crc64nvme.clone(),
+            ),
+            (ChecksumAlgorithm::Sha1, req.input.checksum_sha1.clone()),
+            (ChecksumAlgorithm::Sha256, req.input.checksum_sha256.clone()),
+        ],
+    )?;
+    let PutObjectInput {
+        body,
+        bucket,
+        key,
+        cache_control,
+        content_disposition,
+        content_encoding,
+        content_language,
+        content_length,
+        content_type,
+        expires,
+        if_match,
+        if_none_match,
+        metadata,
+        sse_customer_key,
+        ..
+    } = req.input;
+    if sse_customer_key.is_some() {
+        return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
+    }
+    let attrs = ObjectAttrs {
+        content_type,
+        content_encoding,
+        content_disposition,
+        content_language,
+        cache_control,
+        expires: expires.as_ref().and_then(http_date),
+        user_metadata: metadata.unwrap_or_default().into_iter().collect(),
+        ..Default::default()
+    };
+    let request = PutRequest {
+        bucket,
+        key,
+        attrs,
+        conditions: WriteConditions {
+            if_match: if_match.as_ref().map(etag_condition),
+            if_none_match: if_none_match.as_ref().map(etag_condition),
+        },
+        expected,
+        content_length: content_length.and_then(|l| u64::try_from(l).ok()),
+    };
+    let body = body.ok_or_else(|| s3_error!(IncompleteBody, "a request body is required"))?;
+    let out = s.engine.put_object(&who, request, body).await.s3()?;
+    let mut output = PutObjectOutput {
+        e_tag: Some(etag(&out.etag)),
+        size: i64::try_from(out.size).ok(),
+        ..Default::default()
+    };
+    for (alg, v) in out.checksums {
+        match ChecksumAlgorithm::parse(&alg) {
+            Some(ChecksumAlgorithm::Crc32) => output.checksum_crc32 = Some(v),
+            Some(ChecksumAlgorithm::Crc32c) => output.checksum_crc32c = Some(v),
+            Some(ChecksumAlgorithm::Crc64Nvme) => output.checksum_crc64nvme = Some(v),
+            Some(ChecksumAlgorithm::Sha1) => output.checksum_sha1 = Some(v),
+            Some(ChecksumAlgorithm::Sha256) => output.checksum_sha256 = Some(v),
+            None => {}
+        }
+    }
+    Ok(S3Response::new(output))
+}
+
+fn read_conditions(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> ReadConditions {
+    ReadConditions {
+        if_match: if_match.map(etag_condition),
+        if_none_match: if_none_match.map(etag_condition),
+        if_modified_since: if_modified_since.map(millis),
+        if_unmodified_since: if_unmodified_since.map(millis),
+    }
+}
+
+fn range(r: Option<Range>) -> Option<ByteRange> {
+    r.map(|r| match r {
+        Range::Int { first, last } => ByteRange::FromTo { first, last },
+        Range::Suffix { length } => ByteRange::Suffix { len: length },
+    })
+}
+
+/// Headers common to GET and HEAD, from the stored version.
+struct Representation {
+    content_type: Option<String>,
+    metadata: Option<Metadata>,
+    expires: Option<Timestamp>,
+}
+
+fn representation(v: &ObjectVersion) -> Representation {
+    let a = &v.attrs;
+    Representation {
+        content_type: Some(
+            a.content_type
+                .clone()
+                .unwrap_or_else(|| "binary/octet-stream".to_owned()),
+        ),
+        metadata: (!a.user_metadata.is_empty())
+            .then(|| a.user_metadata.clone().into_iter().collect()),
+        expires: a.expires.as_deref().and_then(parse_http_date),
+    }
+}
+
+fn checksum_mode_on(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
+}
+
+pub async fn get_object(
+    s: &DoozS3,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let who = s.principal(&req).await?;
+    let i = &req.input;
+    if i.sse_customer_key.is_some() {
+        return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
+    }
+    if i.part_number.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "partNumber reads are not supported yet"
+        ));
+    }
+    let conditions = read_conditions(
+        i.if_match.as_ref(),
+        i.if_none_match.as_ref(),
+        i.if_modified_since.as_ref(),
+        i.if_unmodified_since.as_ref(),
+    );
+    let GetOutcome {
+        version,
+        range: span,
+        content_length,
+        body,
+    } = s
+        .engine
+        .get_object(
+            &who,
+            &i.bucket,
+            &i.key,
+            i.version_id.as_deref(),
+            range(i.range),
+            &conditions,
+        )
+        .await
+        .s3()?;
+    let rep = representation(&version);
+    let a = &version.attrs;
+    let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
+    let body = body.map_err(|e: EngineError| std::io::Error::other(e.to_string()));
+    let output = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))),
+        accept_ranges: Some("bytes".into()),
+        content_length: i64::try_from(content_length).ok(),
+        content_range: span.map(|(a0, b)| format!("bytes {a0}-{b}/{}", a.size)),
+        content_type: i.response_content_type.clone().or(rep.content_type),
+        content_encoding: i
+            .response_content_encoding
+            .clone()
+            .or(a.content_encoding.clone()),
+        content_disposition: i
+            .response_content_disposition
+            .clone()
+            .or(a.content_disposition.clone()),
+        content_language: i
+            .response_content_language
+            .clone()
+            .or(a.content_language.clone()),
+        cache_control: i.response_cache_control.clone().or(a.cache_control.clone()),
+        expires: i.response_expires.clone().or(rep.expires),
+        e_tag: Some(etag(&a.etag)),
+        last_modified: Some(timestamp(version.created_at)),
+        metadata: rep.metadata,
+        version_id: (version.version_id != "null").then(|| version.version_id.clone()),
+        checksum_crc32: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Crc32))
+            .flatten(),
+        checksum_crc32c: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Crc32c))
+            .flatten(),
+        checksum_crc64nvme: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Crc64Nvme))
+            .flatten(),
+        checksum_sha1: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Sha1))
+            .flatten(),
+        checksum_sha256: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Sha256))
+            .flatten(),
+        checksum_type: with_checksums
+            .then(|| a.checksum_type.clone().map(ChecksumType::from))
+            .flatten(),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn head_object(
+    s: &DoozS3,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let who = s.principal(&req).await?;
+    let i = &req.input;
+    if i.part_number.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "partNumber reads are not supported yet"
+        ));
+    }
+    let conditions = read_conditions(
+        i.if_match.as_ref(),
+        i.if_none_match.as_ref(),
+        i.if_modified_since.as_ref(),
+        i.if_unmodified_since.as_ref(),
+    );
+    let version = s
+        .engine
+        .head_object(
+            &who,
+            &i.bucket,
+            &i.key,
+            i.version_id.as_deref(),
+            &conditions,
+        )
+        .await
+        .s3()?;
+    let a = &version.attrs;
+    let span = match range(i.range) {
+        Some(r) => Some(r.resolve(a.size).map_err(to_s3)?),
+        None => None,
+    };
+    let rep = representation(&version);
+    let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
+    let output = HeadObjectOutput {
+        accept_ranges: Some("bytes".into()),
+        content_length: i64::try_from(span.map_or(a.size, |(x, y)| y - x + 1)).ok(),
+        content_range: span.map(|(x, y)| format!("bytes {x}-{y}/{}", a.size)),
+        content_type: i.response_content_type.clone().or(rep.content_type),
+        content_encoding: a.content_encoding.clone(),
+        content_disposition: a.content_disposition.clone(),
+        content_language: a.content_language.clone(),
+        cache_control: a.cache_control.clone(),
+        expires: rep.expires,
+        e_tag: Some(etag(&a.etag)),
+        last_modified: Some(timestamp(version.created_at)),
+        metadata: rep.metadata,
+        version_id: (version.version_id != "null").then(|| version.version_id.clone()),
+        checksum_crc32: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Crc32))
+            .flatten(),
+        checksum_crc32c: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Crc32c))
+            .flatten(),
+        checksum_crc64nvme: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Crc64Nvme))
+            .flatten(),
+        checksum_sha1: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Sha1))
+            .flatten(),
+        checksum_sha256: with_checksums
+            .then(|| checksum_field(a, ChecksumAlgorithm::Sha256))
+            .flatten(),
+        checksum_type: with_checksums
+            .then(|| a.checksum_type.clone().map(ChecksumType::from))
+            .flatten(),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn delete_object(
+    s: &DoozS3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let who = s.principal(&req).await?;
+    let i = &req.input;
+    let out = s
+        .engine
+        .delete_object(&who, &i.bucket, &i.key, i.version_id.as_deref())
+        .await
+        .s3()?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: out.delete_marker.then_some(true),
+        version_id: out.deleted_version.filter(|v| v != "null"),
+        ..Default::default()
+    }))
+}
+
+pub async fn delete_objects(
+    s: &DoozS3,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let who = s.principal(&req).await?;
+    let i = &req.input;
+    if i.delete.objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "DeleteObjects accepts at most {MAX_DELETE_KEYS} keys"
+        ));
+    }
+    let quiet = i.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for obj in &i.delete.objects {
+        match s
+            .engine
+            .delete_object(&who, &i.bucket, &obj.key, obj.version_id.as_deref())
+            .await
+        {
+            Ok(_) if quiet => {}
+            Ok(out) => deleted.push(DeletedObject {
+                key: Some(obj.key.clone()),
+                version_id: obj.version_id.clone(),
+                delete_marker: out.delete_marker.then_some(true),
+                ..Default::default()
+            }),
+            // A missing bucket or no permission fails the whole request.
+            Err(e @ (EngineError::NoSuchBucket(_) | EngineError::AccessDenied(_))) => {
+                return Err(to_s3(e));
+            }
+            Err(e) => {
+                let err = to_s3(e);
+                errors.push(Error {
+                    key: Some(obj.key.clone()),
+                    version_id: obj.version_id.clone(),
+                    code: Some(err.code().as_str().to_owned()),
+                    message: err.message().map(str::to_owned),
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,205 @@
+//! Tenants and users: provisioning (admin CLI, first start) and the
+//! credential lookup behind request authentication. Secret keys are stored
+//! only sealed with the tenant's K_secret, bound to the access key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dooz_keyvault::{KeyVault, WrappedTmk, secrets};
+use rand::Rng;
+use zeroize::Zeroizing;
+
+use crate::engine::{Engine, EngineError, EngineResult, Principal, now_millis};
+use crate::meta::{MetaStore, Policy, Tenant, TenantId, User};
+
+/// Access keys look like AWS's: 20 upper-case characters, ours start "DZ".
+pub fn generate_access_key() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = rand::rng();
+    let tail: String = (0..18)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("DZ{tail}")
+}
+
+/// 40 characters from a URL-safe alphabet (240 bits of entropy).
+pub fn generate_secret_key() -> Zeroizing<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    Zeroizing::new(
+        (0..40)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect(),
+    )
+}
+
+fn secret_aad(access_key: &str) -> Vec<u8> {
+    format!("dooz/v1 user secret {access_key}").into_bytes()
+}
+
+pub struct NewTenant<'a> {
+    pub name: &'a str,
+    pub provider: &'a str,
+    pub key_ref: &'a str,
+    pub cipher: &'a str,
+}
+
+/// Creates a tenant with a fresh TMK wrapped by the named KEK provider.
+pub async fn create_tenant(
+    meta: &dyn MetaStore,
+    vault: &KeyVault,
+    t: NewTenant<'_>,
+) -> EngineResult<Tenant> {
+    t.cipher
+        .parse::<dooz_chunker::Cipher>()
+        .map_err(|_| EngineError::InvalidArgument(format!("unknown cipher {}", t.cipher)))?;
+    let (wrapped, _keys) = vault.create_tenant_key(t.provider, t.key_ref).await?;
+    let tenant = Tenant {
+        id: uuid::Uuid::new_v4(),
+        name: t.name.to_owned(),
+        cipher: t.cipher.to_owned(),
+        current_epoch: 0,
+        wrapped_tmk: wrapped.to_bytes(),
+        created_at: now_millis(),
+    };
+    meta.create_tenant(&tenant).await?;
+    tracing::info!(tenant = %tenant.name, id = %tenant.id, provider = t.provider, "tenant created");
+    Ok(tenant)
+}
+
+/// Creates a user; returns it with the plaintext secret (shown once).
+pub async fn create_user(
+    meta: &dyn MetaStore,
+    vault: &KeyVault,
+    tenant: &Tenant,
+    name: &str,
+    policy: Policy,
+    keys: Option<(String, Zeroizing<String>)>,
+) -> EngineResult<(User, Zeroizing<String>)> {
+    let (access_key, secret) =
+        keys.unwrap_or_else(|| (generate_access_key(), generate_secret_key()));
+    if access_key.len() < 3
+        || access_key.len() > 128
+        || !access_key.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(EngineError::InvalidArgument(
+            "access keys are 3 to 128 ASCII letters and digits".into(),
+        ));
+    }
+    if secret.len() < 8 {
+        return Err(EngineError::InvalidArgument(
+            "secret keys must be at least 8 characters".into(),
+        ));
+    }
+    let wrapped = WrappedTmk::from_bytes(&tenant.wrapped_tmk)?;
+    let keys = vault.tenant_keys(&tenant.id.to_string(), &wrapped).await?;
+    let sealed = secrets::seal(
+        keys.secret_key(),
+        &secret_aad(&access_key),
+        secret.as_bytes(),
+    );
+    let user = User {
+        access_key,
+        tenant_id: tenant.id,
+        name: name.to_owned(),
+        secret_sealed: sealed,
+        policy,
+        created_at: now_millis(),
+    };
+    meta.create_user(&user).await?;
+    tracing::info!(tenant = %tenant.name, user = name, access_key = %user.access_key, "user created");
+    Ok((user, secret))
+}
+
+/// A verified identity and its secret, as the signature check needs it.
+#[derive(Clone)]
+pub struct Credential {
+    pub principal: Principal,
+    pub secret: Arc<Zeroizing<String>>,
+}
+
+/// Access key → credential, cached briefly so a revoked user stops working
+/// within `ttl` without a database round trip on every request.
+pub struct CredentialCache {
+    engine: Engine,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, Credential)>>,
+}
+
+const CACHE_LIMIT: usize = 10_000;
+
+impl CredentialCache {
+    pub fn new(engine: Engine, ttl: Duration) -> Self {
+        Self {
+            engine,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Ok(None) when the access key is unknown.
+    pub async fn lookup(&self, access_key: &str) -> EngineResult<Option<Credential>> {
+        if let Some((at, cred)) = self.lock().get(access_key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(cred.clone()));
+        }
+        let Some(user) = self.engine.meta().get_user(access_key).await? else {
+            return Ok(None);
+        };
+        let tenant = self
+            .engine
+            .meta()
+            .get_tenant(user.tenant_id)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("user {access_key} has no tenant")))?;
+        let keys = self.engine.tenant_keys(&tenant).await?;
+        let plain = secrets::open(
+            keys.secret_key(),
+            &secret_aad(access_key),
+            &user.secret_sealed,
+        )
+        .map_err(|e| EngineError::Internal(format!("opening the secret of {access_key}: {e}")))?;
+        let secret = String::from_utf8(plain.to_vec())
+            .map_err(|_| EngineError::Internal(format!("secret of {access_key} is not UTF-8")))?;
+        let cred = Credential {
+            principal: Principal {
+                access_key: access_key.to_owned(),
+                tenant_id: tenant.id,
+                policy: user.policy,
+            },
+            secret: Arc::new(Zeroizing::new(secret)),
+        };
+        let mut entries = self.lock();
+        if entries.len() >= CACHE_LIMIT {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= CACHE_LIMIT {
+                entries.clear();
+            }
+        }
+        entries.insert(access_key.to_owned(), (Instant::now(), cred.clone()));
+        Ok(Some(cred))
+    }
+
+    pub fn forget(&self, access_key: &str) {
+        self.lock().remove(access_key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Credential)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Finds a tenant by name or id.
+pub async fn find_tenant(meta: &dyn MetaStore, name_or_id: &str) -> EngineResult<Tenant> {
+    if let Ok(id) = name_or_id.parse::<TenantId>()
+        && let Some(t) = meta.get_tenant(id).await?
+    {
+        return Ok(t);
+    }
+    meta.get_tenant_by_name(name_or_id)
+        .await?
+        .ok_or_else(|| EngineError::InvalidArgument(format!("no tenant named {name_or_id}")))
+}
