@@ -19,10 +19,12 @@
 //! cipher because the tag only verifies under them, magic and version
 //! because only one value is accepted. See docs/FORMAT.md §3.
 
+use std::borrow::Cow;
+
 use crate::chunk_id::ChunkId;
 use crate::cipher::{AeadKey, Cipher, NONCE_LEN, TAG_LEN};
 use crate::compression::{self, Compression, CompressionPolicy, DecompressFailure};
-use crate::keyring::{Keyring, chacha_chunk_key, chunk_aad, chunk_nonce};
+use crate::keyring::{Epoch, Keyring, chacha_chunk_key, chunk_aad, chunk_nonce};
 
 /// First four bytes of every chunk frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"DZCF";
@@ -181,16 +183,12 @@ pub fn parse_frame_header(frame: &[u8]) -> Result<FrameHeader, FrameError> {
 
 /// The AEAD instance for one chunk: AES uses the epoch key directly,
 /// ChaCha20-Poly1305 a key derived for this chunk.
-fn chunk_aead<'k>(
-    cipher: Cipher,
-    epoch: &'k crate::keyring::Epoch,
-    id: &ChunkId,
-) -> std::borrow::Cow<'k, AeadKey> {
+fn chunk_aead<'k>(cipher: Cipher, epoch: &'k Epoch, id: &ChunkId) -> Cow<'k, AeadKey> {
     match cipher {
-        Cipher::Aes256GcmSiv => std::borrow::Cow::Borrowed(&epoch.aes),
+        Cipher::Aes256GcmSiv => Cow::Borrowed(&epoch.aes),
         Cipher::ChaCha20Poly1305 => {
             let key = chacha_chunk_key(&epoch.enc, id);
-            std::borrow::Cow::Owned(AeadKey::new(Cipher::ChaCha20Poly1305, &key))
+            Cow::Owned(AeadKey::new(Cipher::ChaCha20Poly1305, &key))
         }
     }
 }

@@ -71,3 +71,23 @@ pub use pack::{
     PACK_TRAILER_MAGIC, PACK_VERSION, PackError, PackIndex, PackReader, PackTrailer, PackWriter,
     parse_pack_trailer, read_pack_footer, read_pack_index,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread_safe<T: Send + Sync>() {}
+
+    /// The gateway moves keyrings, chunkers and pack writers across tasks and
+    /// threads; keep that possible.
+    #[test]
+    fn public_types_are_send_and_sync() {
+        thread_safe::<Keyring>();
+        thread_safe::<Chunker>();
+        thread_safe::<PackWriter>();
+        thread_safe::<PackReader<'static>>();
+        thread_safe::<FrameError>();
+        thread_safe::<PackError>();
+        thread_safe::<Key32>();
+    }
+}
