@@ -6,6 +6,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 use dooz_conformance::Seaweed;
 
+pub mod gateway;
+pub mod pg;
+
 /// An aws-sdk-s3 client for a local endpoint (path style, static keys).
 pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
     let creds = Credentials::new(access_key, secret_key, None, None, "dooz-tests");
