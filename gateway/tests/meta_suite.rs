@@ -43,6 +43,7 @@ for_both_stores!(
     random_operations_keep_fsck_clean,
     fsck_reports_corruption,
     bad_rows_are_corrupt_not_panics,
+    corrupt_refcounts_do_not_block_deletes,
     commit_latency_of_a_1000_chunk_manifest,
 );
 
@@ -1633,6 +1634,40 @@ async fn bad_rows_are_corrupt_not_panics(db: &TestDb) {
         Err(MetaError::Corrupt(_))
     ));
     assert_eq!(refcount(&db.chunk_rows().await, 1), 1);
+}
+
+async fn corrupt_refcounts_do_not_block_deletes(db: &TestDb) {
+    let fx = fixture(db).await;
+    put(&fx, "a", &[1, 1, 1]).await;
+    put(&fx, "b", &[2, 3]).await;
+    let blob = |n: u32| match db.kind {
+        Kind::Sqlite => format!("x'{}'", hex::encode(cid(n))),
+        Kind::Postgres => format!("'\\x{}'::bytea", hex::encode(cid(n))),
+    };
+    // Refcount 1 where the manifest holds 3; and chunk 2's row gone.
+    db.exec(&format!(
+        "UPDATE chunks SET refcount = 1 WHERE chunk_id = {}; DELETE FROM chunks WHERE chunk_id = {}",
+        blob(1),
+        blob(2)
+    ))
+    .await;
+    fx.store.delete_object("bkt", "a", None).await.unwrap();
+    fx.store.delete_object("bkt", "b", None).await.unwrap();
+    let rows = db.chunk_rows().await;
+    let one = row(&rows, 1).unwrap();
+    assert_eq!(
+        (one.refcount, one.state.as_str()),
+        (0, "zombie"),
+        "clamped at zero"
+    );
+    assert!(one.zombie_since.is_some());
+    assert_eq!(refcount(&rows, 3), 0);
+    let report = fx.store.fsck().await.unwrap();
+    assert!(report.refcount_mismatches.is_empty() && report.missing_chunks.is_empty());
+    // Only the frame of the deleted row is still counted live in its pack.
+    let live: u64 = live_bytes(&fx).await.values().sum();
+    assert_eq!(live, u64::from(frame_len(2)));
+    assert_eq!(report.live_bytes_mismatches.len(), 1);
 }
 
 async fn commit_latency_of_a_1000_chunk_manifest(db: &TestDb) {
