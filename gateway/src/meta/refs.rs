@@ -389,49 +389,66 @@ fn distinct(ids: &[ChunkKey]) -> (Vec<ChunkKey>, Vec<ChunkKey>) {
     (ordered, seen.into_iter().collect())
 }
 
-/// Which chunks exist (live or zombie); zombies found get zombie_since = now,
-/// so GC gives the caller a full grace period to commit its reference.
+/// The first half of a lookup, in a read transaction: which of these chunks
+/// have a row, split into live ones and zombies (both in id order).
 pub(crate) async fn lookup(
     tx: &mut dyn Tx,
     tenant: TenantId,
     ids: &[ChunkKey],
-    now: Millis,
-) -> MetaResult<Vec<ChunkKey>> {
+) -> MetaResult<(Vec<ChunkKey>, Vec<ChunkKey>)> {
     const STATE: &str = "SELECT chunk_id, state FROM chunks WHERE tenant_id = $1 AND chunk_id = $2";
-    // No state condition: a zombie revived meanwhile still exists.
-    const TOUCH: &str = "UPDATE chunks SET zombie_since = \
-         CASE WHEN state = 'zombie' THEN $3 ELSE zombie_since END \
-         WHERE tenant_id = $1 AND chunk_id = $2 RETURNING chunk_id";
-    let (ordered, sorted) = distinct(ids);
-    let tenant_v = Value::from(tenant);
+    let (_, sorted) = distinct(ids);
     let keys: Vec<Value> = sorted.iter().map(Value::from).collect();
-    let mut found = BTreeSet::new();
+    let mut live = Vec::new();
     let mut zombies = Vec::new();
-    for row in tx.query_keys(STATE, &tenant_v, &keys).await? {
+    for row in tx.query_keys(STATE, &Value::from(tenant), &keys).await? {
         let c = Cols::new(&row, "chunks");
         let id = c.chunk_key(0)?;
         if c.text(1)? == "zombie" {
             zombies.push(id);
         } else {
-            found.insert(id);
+            live.push(id);
         }
     }
-    // Touched in id order, like every other write of chunk rows.
+    live.sort_unstable();
     zombies.sort_unstable();
+    Ok((live, zombies))
+}
+
+/// The second half, in a write transaction and only when zombies were found:
+/// moves their zombie_since to now so GC grants the uploader a full grace
+/// period. Returns the ids that still have a row (revived ones included).
+pub(crate) async fn touch_zombies(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    zombies: &[ChunkKey],
+    now: Millis,
+) -> MetaResult<Vec<ChunkKey>> {
+    // No state condition: a zombie revived meanwhile still exists.
+    const TOUCH: &str = "UPDATE chunks SET zombie_since = \
+         CASE WHEN state = 'zombie' THEN $3 ELSE zombie_since END \
+         WHERE tenant_id = $1 AND chunk_id = $2 RETURNING chunk_id";
+    let tenant_v = Value::from(tenant);
     let sets: Vec<Vec<Value>> = zombies
         .iter()
         .map(|id| Vec::from(params![tenant_v.clone(), id, now]))
         .collect();
     let results = tx.query_each(TOUCH, &sets).await?;
-    for (id, rows) in zombies.iter().zip(results) {
-        if !rows.is_empty() {
-            found.insert(*id);
-        }
-    }
-    Ok(ordered
+    Ok(zombies
+        .iter()
+        .zip(results)
+        .filter(|(_, rows)| !rows.is_empty())
+        .map(|(id, _)| *id)
+        .collect())
+}
+
+/// `ids` without repeats, in their first order, keeping those in `found`.
+pub(crate) fn in_request_order(ids: &[ChunkKey], found: &BTreeSet<ChunkKey>) -> Vec<ChunkKey> {
+    let (ordered, _) = distinct(ids);
+    ordered
         .into_iter()
         .filter(|id| found.contains(id))
-        .collect())
+        .collect()
 }
 
 pub(crate) async fn locations(
