@@ -707,6 +707,23 @@ async fn lost_races_are_counted(db: &TestDb) {
     let live = live_bytes(&fx).await;
     assert_eq!(live[&pack_a], u64::from(frame_len(1) + frame_len(2)));
     assert_eq!(live[&pack_b], u64::from(frame_len(3)), "lost frame is dead");
+
+    // The same chunk twice among one upload's frames: the second is dead too.
+    let twice = object_commit(&fx, "c", &[9, 9], &[9, 9], "c");
+    let pack_c = twice.new_packs[0].id;
+    assert_eq!(twice.new_chunks.len(), 2);
+    assert_eq!(fx.store.commit_object(twice).await.unwrap().lost_races, 1);
+    assert_eq!(live_bytes(&fx).await[&pack_c], u64::from(frame_len(9)));
+    assert_eq!(refcount(&db.chunk_rows().await, 9), 2);
+
+    // A frame the manifest does not reference is an engine bug.
+    let mut stray = object_commit(&fx, "d", &[10], &[10, 11], "d");
+    stray.manifest = manifest(&[10]);
+    assert!(matches!(
+        fx.store.commit_object(stray).await,
+        Err(MetaError::Internal(_))
+    ));
+    assert!(row(&db.chunk_rows().await, 10).is_none());
     assert_consistent(db, &fx.store).await;
 }
 

@@ -16,6 +16,7 @@
 //! transactions take row locks in one order. A chunk both released and
 //! re-added (an overwrite with the same content) costs nothing.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::codec::to_i64;
@@ -129,8 +130,11 @@ pub(crate) async fn apply(
         }
         // A second frame of the same chunk in this upload is dead weight,
         // exactly like a frame that lost to another upload.
-        if fresh.insert(c.id, c).is_some() {
-            duplicate_frames += 1;
+        match fresh.entry(c.id) {
+            Entry::Occupied(_) => duplicate_frames += 1,
+            Entry::Vacant(v) => {
+                v.insert(c);
+            }
         }
     }
 
