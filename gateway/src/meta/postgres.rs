@@ -262,10 +262,43 @@ impl Tx for PgTx<'_> {
         }
     }
 
+    async fn query_keys(
+        &mut self,
+        sql: &'static str,
+        fixed: &Value,
+        keys: &[Value],
+    ) -> MetaResult<Vec<Row>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let any = any_form(sql)?;
+        let stmt = match self.tx.prepare_cached(&any).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.fail(&e, sql)),
+        };
+        let keys: Vec<&Value> = keys.iter().collect();
+        let result = self.tx.query(&stmt, &[fixed, &keys]).await;
+        match result {
+            Ok(rows) => rows.iter().map(|r| from_pg(r, sql)).collect(),
+            Err(e) => Err(self.fail(&e, sql)),
+        }
+    }
+
     async fn lock_key(&mut self, key: i64) -> MetaResult<()> {
         const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
         self.execute(LOCK, &[Value::I64(key)]).await.map(drop)
     }
+}
+
+/// `… = $2` becomes `… = ANY($2)`: one statement for a whole array of keys.
+fn any_form(sql: &str) -> MetaResult<String> {
+    if sql.matches("= $2").count() != 1 {
+        return Err(MetaError::Internal(format!(
+            "a keyed statement needs exactly one `= $2`: {}",
+            sql_context(sql)
+        )));
+    }
+    Ok(sql.replacen("= $2", "= ANY($2)", 1))
 }
 
 fn from_pg(row: &tokio_postgres::Row, sql: &str) -> MetaResult<Row> {

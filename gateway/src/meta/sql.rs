@@ -229,6 +229,16 @@ pub(crate) trait Tx: Send {
         sql: &'static str,
         sets: &[Vec<Value>],
     ) -> MetaResult<Vec<Vec<Row>>>;
+    /// Runs a read whose `$2` is one key (`… = $2`, exactly once) for many
+    /// keys, with `$1` = `fixed`. SQLite loops over the keys; PostgreSQL runs
+    /// it once as `= ANY($2)` over an array of them. Rows come back in no
+    /// particular order, so the statement should select its key.
+    async fn query_keys(
+        &mut self,
+        sql: &'static str,
+        fixed: &Value,
+        keys: &[Value],
+    ) -> MetaResult<Vec<Row>>;
     /// Holds a lock on `key` until the transaction ends, serialising every
     /// transaction that names the same key. A no-op where writers are
     /// already serialised (SQLite).

@@ -299,6 +299,19 @@ impl Tx for SqliteTx<'_> {
         sets.iter().map(|p| run(self.conn, sql, p)).collect()
     }
 
+    async fn query_keys(
+        &mut self,
+        sql: &'static str,
+        fixed: &Value,
+        keys: &[Value],
+    ) -> MetaResult<Vec<Row>> {
+        let mut out = Vec::new();
+        for key in keys {
+            out.extend(run(self.conn, sql, &[fixed.clone(), key.clone()])?);
+        }
+        Ok(out)
+    }
+
     async fn lock_key(&mut self, _key: i64) -> MetaResult<()> {
         // BEGIN IMMEDIATE already made this the only writer.
         Ok(())

@@ -2,6 +2,7 @@
 //! read or a write transaction. The semantics live in the job modules
 //! (accounts, objects, multipart, refs, check); the drivers only run SQL.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -167,10 +168,23 @@ impl<D: Driver> MetaStore for SqlStore<D> {
     }
 
     async fn lookup_chunks(&self, tenant: TenantId, ids: &[ChunkKey]) -> MetaResult<Vec<ChunkKey>> {
-        let ids = Arc::new(ids.to_vec());
-        self.db
-            .write(tx_job!(tx, [ids] => refs::lookup(tx, tenant, &ids, now_millis()).await))
-            .await
+        // Reading first keeps the common case (no zombies) off the writer.
+        let request = Arc::new(ids.to_vec());
+        let (live, zombies) = self
+            .db
+            .read(tx_job!(tx, [request] => refs::lookup(tx, tenant, &request).await))
+            .await?;
+        let mut found: BTreeSet<ChunkKey> = live.into_iter().collect();
+        if !zombies.is_empty() {
+            let zombies = Arc::new(zombies);
+            let touched = self
+                .db
+                .write(tx_job!(tx, [zombies] =>
+                    refs::touch_zombies(tx, tenant, &zombies, now_millis()).await))
+                .await?;
+            found.extend(touched);
+        }
+        Ok(refs::in_request_order(ids, &found))
     }
 
     async fn chunk_locations(
