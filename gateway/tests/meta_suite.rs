@@ -102,10 +102,7 @@ fn manifest(chunks: &[u32]) -> Manifest {
     Manifest::single(
         chunks
             .iter()
-            .map(|&n| ManifestChunk {
-                id: cid(n),
-                plain_len: plain_len(n),
-            })
+            .map(|&n| ManifestChunk::whole(cid(n), plain_len(n)))
             .collect(),
     )
 }

@@ -247,6 +247,122 @@ impl ExpectedChecksums {
     }
 }
 
+/// Multipart checksums: COMPOSITE is the algorithm over the concatenated
+/// part checksums, suffixed "-N"; FULL_OBJECT (CRCs only) is the CRC of the
+/// whole object, combined from the part CRCs and sizes without reading data.
+pub mod multipart {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    use super::{ChecksumAlgorithm, Hasher};
+
+    pub fn composite(alg: ChecksumAlgorithm, parts: &[Vec<u8>]) -> String {
+        let mut h = Hasher::new(alg);
+        for p in parts {
+            h.update(p);
+        }
+        format!("{}-{}", B64.encode(h.finish()), parts.len())
+    }
+
+    /// Reflected polynomial and width of each CRC algorithm.
+    fn crc_params(alg: ChecksumAlgorithm) -> Option<(u64, u32)> {
+        match alg {
+            ChecksumAlgorithm::Crc32 => Some((0xEDB8_8320, 32)),
+            ChecksumAlgorithm::Crc32c => Some((0x82F6_3B78, 32)),
+            ChecksumAlgorithm::Crc64Nvme => Some((0x9A6C_9329_AC4B_C9B5, 64)),
+            _ => None,
+        }
+    }
+
+    fn gf2_times(mat: &[u64; 64], mut vec: u64) -> u64 {
+        let mut sum = 0;
+        let mut i = 0;
+        while vec != 0 {
+            if vec & 1 == 1 {
+                sum ^= mat[i];
+            }
+            vec >>= 1;
+            i += 1;
+        }
+        sum
+    }
+
+    fn gf2_square(square: &mut [u64; 64], mat: &[u64; 64], width: usize) {
+        for n in 0..width {
+            square[n] = gf2_times(mat, mat[n]);
+        }
+    }
+
+    /// CRC(A ‖ B) from CRC(A), CRC(B) and len(B): zlib's crc32_combine,
+    /// generalised to any reflected CRC whose init equals its final xor.
+    fn combine(crc1: u64, crc2: u64, mut len2: u64, poly: u64, width: u32) -> u64 {
+        if len2 == 0 {
+            return crc1;
+        }
+        let w = width as usize;
+        let mut even = [0u64; 64];
+        let mut odd = [0u64; 64];
+        // The operator for one zero bit.
+        odd[0] = poly;
+        let mut row = 1u64;
+        for slot in odd.iter_mut().take(w).skip(1) {
+            *slot = row;
+            row <<= 1;
+        }
+        gf2_square(&mut even, &odd, w); // two zero bits
+        gf2_square(&mut odd, &even, w); // four zero bits
+        let mut crc1 = crc1;
+        loop {
+            gf2_square(&mut even, &odd, w);
+            if len2 & 1 == 1 {
+                crc1 = gf2_times(&even, crc1);
+            }
+            len2 >>= 1;
+            if len2 == 0 {
+                break;
+            }
+            gf2_square(&mut odd, &even, w);
+            if len2 & 1 == 1 {
+                crc1 = gf2_times(&odd, crc1);
+            }
+            len2 >>= 1;
+            if len2 == 0 {
+                break;
+            }
+        }
+        crc1 ^ crc2
+    }
+
+    fn to_u64(b: &[u8]) -> u64 {
+        b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+    }
+
+    /// The whole object's CRC from (part CRC bytes, part size) in order; None
+    /// for algorithms that cannot be combined (SHA).
+    pub fn full_object(alg: ChecksumAlgorithm, parts: &[(Vec<u8>, u64)]) -> Option<String> {
+        let (poly, width) = crc_params(alg)?;
+        let mut iter = parts.iter();
+        let (first, _) = iter.next()?;
+        let mut crc = to_u64(first);
+        for (p, len) in iter {
+            crc = combine(crc, to_u64(p), *len, poly, width);
+        }
+        let bytes = crc.to_be_bytes();
+        let n = (width / 8) as usize;
+        Some(B64.encode(&bytes[8 - n..]))
+    }
+}
+
+/// The quoted ETag of a multipart object: MD5 of the part MD5s, "-N".
+pub fn multipart_etag(part_etags: &[&str]) -> String {
+    let mut h = md5::Md5::new();
+    for e in part_etags {
+        let raw = hex::decode(e.trim_matches('"')).unwrap_or_default();
+        h.update(&raw);
+    }
+    format!("\"{}-{}\"", hex::encode(h.finalize()), part_etags.len())
+}
+
 /// The quoted hex ETag of a single-part object.
 pub fn etag_of(md5: &[u8; 16]) -> String {
     format!("\"{}\"", hex::encode(md5))
@@ -307,6 +423,60 @@ mod tests {
             malformed.validate(),
             Err(EngineError::InvalidDigest(_))
         ));
+    }
+
+    #[test]
+    fn multipart_checksums_combine_like_the_whole() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let cuts = [0usize, 30_000, 30_001, 99_000, 100_000];
+        for alg in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
+            let whole = computed(&data, &[alg]).values[alg.as_str()].clone();
+            let parts: Vec<(Vec<u8>, u64)> = cuts
+                .windows(2)
+                .map(|w| {
+                    let c = computed(&data[w[0]..w[1]], &[alg]);
+                    (
+                        B64.decode(&c.values[alg.as_str()]).unwrap(),
+                        (w[1] - w[0]) as u64,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                multipart::full_object(alg, &parts).unwrap(),
+                whole,
+                "{alg:?}"
+            );
+        }
+        assert!(multipart::full_object(ChecksumAlgorithm::Sha256, &[]).is_none());
+        // Composite: the algorithm over the raw part values, "-N".
+        let p1 = B64
+            .decode(computed(b"abc", &[ChecksumAlgorithm::Sha256]).values["SHA256"].clone())
+            .unwrap();
+        let p2 = B64
+            .decode(computed(b"def", &[ChecksumAlgorithm::Sha256]).values["SHA256"].clone())
+            .unwrap();
+        let mut cat = p1.clone();
+        cat.extend_from_slice(&p2);
+        let expect = computed(&cat, &[ChecksumAlgorithm::Sha256]).values["SHA256"].clone();
+        assert_eq!(
+            multipart::composite(ChecksumAlgorithm::Sha256, &[p1, p2]),
+            format!("{expect}-2")
+        );
+    }
+
+    #[test]
+    fn multipart_etag_is_md5_of_md5s() {
+        // Two parts "a" and "b".
+        let ea = etag_of(&computed(b"a", &[]).md5);
+        let eb = etag_of(&computed(b"b", &[]).md5);
+        let mut cat = computed(b"a", &[]).md5.to_vec();
+        cat.extend_from_slice(&computed(b"b", &[]).md5);
+        let expect = hex::encode(computed(&cat, &[]).md5);
+        assert_eq!(multipart_etag(&[&ea, &eb]), format!("\"{expect}-2\""));
     }
 
     #[test]

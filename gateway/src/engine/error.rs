@@ -40,6 +40,22 @@ pub enum EngineError {
     PreconditionFailed,
     #[error("Not Modified")]
     NotModified,
+    #[error(
+        "One or more of the specified parts could not be found, or its entity tag did not match (part {0})"
+    )]
+    InvalidPart(u32),
+    #[error("The list of parts was not in ascending order; parts must be ordered by part number")]
+    InvalidPartOrder,
+    #[error(
+        "Your proposed upload is smaller than the minimum allowed size: part {0} is below 5 MiB and not the last"
+    )]
+    EntityTooSmall(u32),
+    #[error("{0}")]
+    MalformedXml(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("The requested partnumber is not satisfiable")]
+    InvalidPartNumber,
     #[error("{0}")]
     BadDigest(String),
     #[error("The Content-MD5 or checksum value that you specified is not valid: {0}")]

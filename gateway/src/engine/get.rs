@@ -98,10 +98,47 @@ impl ReadConditions {
     }
 }
 
+/// The inclusive byte span of part `n` and the number of parts. An object
+/// uploaded in one piece has exactly one part.
+pub fn part_span(version: &ObjectVersion, n: u32) -> EngineResult<((u64, u64), u32)> {
+    let parts = &version.manifest.parts;
+    let size = version.attrs.size;
+    if parts.is_empty() {
+        return if n == 1 && size > 0 {
+            Ok(((0, size - 1), 1))
+        } else {
+            Err(EngineError::InvalidPartNumber)
+        };
+    }
+    let mut offset = 0u64;
+    for p in parts {
+        if p.part_number == n {
+            if p.size == 0 {
+                return Err(EngineError::InvalidPartNumber);
+            }
+            return Ok(((offset, offset + p.size - 1), parts.len() as u32));
+        }
+        offset += p.size;
+    }
+    Err(EngineError::InvalidPartNumber)
+}
+
+/// What a GET asks for.
+pub struct GetRequest<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub version_id: Option<&'a str>,
+    pub range: Option<ByteRange>,
+    pub part_number: Option<u32>,
+    pub conditions: ReadConditions,
+}
+
 pub type ObjectBody = Pin<Box<dyn Stream<Item = EngineResult<Bytes>> + Send>>;
 
 pub struct GetOutcome {
     pub version: ObjectVersion,
+    /// With partNumber: how many parts the object has.
+    pub parts_count: Option<u32>,
     /// Inclusive span served, when a range was asked for.
     pub range: Option<(u64, u64)>,
     /// Bytes the body will carry.
@@ -141,7 +178,7 @@ impl Engine {
             .1)
     }
 
-    async fn head_with_bucket(
+    pub(crate) async fn head_with_bucket(
         &self,
         who: &Principal,
         bucket: &str,
@@ -169,31 +206,33 @@ impl Engine {
     pub async fn get_object(
         &self,
         who: &Principal,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        range: Option<ByteRange>,
-        conditions: &ReadConditions,
+        req: &GetRequest<'_>,
     ) -> EngineResult<GetOutcome> {
         let (bucket_rec, version) = self
-            .head_with_bucket(who, bucket, key, version_id, conditions)
+            .head_with_bucket(who, req.bucket, req.key, req.version_id, &req.conditions)
             .await?;
+        let (range, part_number) = (req.range, req.part_number);
         let size = version.attrs.size;
-        let span = match range {
-            Some(r) => Some(r.resolve(size)?),
-            None => None,
+        let (span, parts_count) = match (range, part_number) {
+            (Some(_), Some(_)) => {
+                return Err(EngineError::InvalidRequest(
+                    "Cannot specify both Range header and partNumber query parameter".into(),
+                ));
+            }
+            (Some(r), None) => (Some(r.resolve(size)?), None),
+            (None, Some(n)) => {
+                let (span, count) = part_span(&version, n)?;
+                (Some(span), Some(count))
+            }
+            (None, None) => (None, None),
         };
         let (start, end_excl) = match span {
             Some((a, b)) => (a, b + 1),
             None => (0, size),
         };
-        let tenant = self.tenant(bucket_rec.tenant_id).await?;
-        let keyring = self.keyring_of(&tenant).await?;
-        let reads = self
-            .plan_reads(&version, tenant.id, start, end_excl)
+        let mut body = self
+            .open_body(&bucket_rec, &version, start, end_excl)
             .await?;
-        let store = self.inner.backends.get(&bucket_rec.backend)?.clone();
-        let mut body = read_stream(store, keyring, reads, self.inner.cfg.read_ahead);
         // Fetch the first piece before answering, so that an unreachable
         // backend or a corrupt chunk becomes a status code, not a cut stream.
         let first = match body.next().await {
@@ -204,10 +243,31 @@ impl Engine {
         let body: ObjectBody = Box::pin(stream::iter(first.map(Ok)).chain(body));
         Ok(GetOutcome {
             version,
+            parts_count,
             range: span,
             content_length: end_excl - start,
             body,
         })
+    }
+
+    /// The plaintext of `[start, end)` of a version, streamed.
+    pub(crate) async fn open_body(
+        &self,
+        bucket: &crate::meta::Bucket,
+        version: &ObjectVersion,
+        start: u64,
+        end: u64,
+    ) -> EngineResult<ObjectBody> {
+        let tenant = self.tenant(bucket.tenant_id).await?;
+        let keyring = self.keyring_of(&tenant).await?;
+        let reads = self.plan_reads(version, tenant.id, start, end).await?;
+        let store = self.inner.backends.get(&bucket.backend)?.clone();
+        Ok(read_stream(
+            store,
+            keyring,
+            reads,
+            self.inner.cfg.read_ahead,
+        ))
     }
 
     async fn plan_reads(
@@ -220,7 +280,8 @@ impl Engine {
         let mut wanted = Vec::new();
         let mut offset = 0u64;
         for c in &version.manifest.chunks {
-            let len = u64::from(c.plain_len);
+            let (slice_off, slice_len) = c.span();
+            let len = u64::from(slice_len);
             let (c_start, c_end) = (offset, offset + len);
             offset = c_end;
             if c_end <= start || c_start >= end || len == 0 {
@@ -228,7 +289,7 @@ impl Engine {
             }
             let skip = start.saturating_sub(c_start);
             let take = end.min(c_end) - c_start - skip;
-            wanted.push((c.id, skip as usize, take as usize));
+            wanted.push((c.id, u64::from(slice_off) + skip, take));
             if c_end >= end {
                 break;
             }
@@ -251,8 +312,8 @@ impl Engine {
             let piece = Piece {
                 id: ChunkId(id),
                 loc,
-                skip,
-                take,
+                skip: skip as usize,
+                take: take as usize,
             };
             let frame_end = loc.offset + u64::from(loc.len);
             match reads.last_mut() {

@@ -3,10 +3,12 @@
 
 mod buckets;
 mod checksum;
+mod copy;
 mod error;
 mod get;
 mod keys;
 mod list;
+mod multipart;
 mod put;
 mod validate;
 
@@ -21,9 +23,14 @@ use crate::meta::{MetaStore, Policy, TenantId};
 use crate::store::Backends;
 
 pub use checksum::{ChecksumAlgorithm, Checksums, ExpectedChecksums};
+pub use copy::{CopyOutcome, CopySource, MetadataDirective, slice_manifest};
 pub use error::{EngineError, EngineResult};
-pub use get::{ByteRange, GetOutcome, ObjectBody, ReadConditions};
+pub use get::{ByteRange, GetOutcome, GetRequest, ObjectBody, ReadConditions, part_span};
 pub use list::{ListOutcome, ListParams};
+pub use multipart::{
+    CompleteOutcome, CompleteRequest, CompletedPart, CreateMultipart, MAX_PART_NUMBER,
+    MIN_PART_SIZE, parse_part_number,
+};
 pub use put::{PutOutcome, PutRequest};
 pub use validate::{MAX_KEY_LEN, MAX_OBJECT_SIZE, MAX_USER_METADATA, validate_bucket_name};
 

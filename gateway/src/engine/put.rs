@@ -268,10 +268,7 @@ impl Ingest {
         let id = self.keyring.chunk_id(&plaintext);
         let plain_len = u32::try_from(plaintext.len())
             .map_err(|_| EngineError::Internal("chunk larger than 4 GiB".into()))?;
-        self.chunks.push(ManifestChunk {
-            id: id.0,
-            plain_len,
-        });
+        self.chunks.push(ManifestChunk::whole(id.0, plain_len));
         if !self.seen.insert(id) {
             self.dedup_chunks += 1;
             return Ok(());

@@ -1,17 +1,23 @@
 //! The manifest of an object version or part: its chunks in order, and for a
 //! multipart object the parts they came from. Stored as a compact binary blob.
 //!
-//! Layout (little-endian), version 1:
+//! Layout (little-endian):
 //! ```text
-//! "DZMF" | u8 version=1 | u32 part_count | parts | u32 chunk_count | chunks
+//! "DZMF" | u8 version | u32 part_count | parts | u32 chunk_count | chunks
 //! part  = u32 part_number | u64 size | u32 chunk_count | u16 etag_len | etag bytes
-//! chunk = [u8; 32] chunk id | u32 plaintext length
+//! chunk = [u8; 32] chunk id | u32 plaintext length             (version 1)
+//! chunk = [u8; 32] chunk id | u32 plaintext length | u8 sliced
+//!         [ | u32 offset | u32 length ]   when sliced = 1       (version 2)
 //! ```
+//! Version 2 lets an entry cover part of a chunk, so a ranged copy
+//! (UploadPartCopy) references existing chunks instead of storing new ones.
+//! Manifests without slices are written as version 1.
 
 use super::model::ChunkKey;
 
 const MAGIC: &[u8; 4] = b"DZMF";
-const VERSION: u8 = 1;
+const V1: u8 = 1;
+const V2: u8 = 2;
 /// A manifest can never hold more entries than an object of 5 TiB cut into
 /// minimum-size chunks; this bound keeps a corrupt count from allocating.
 const MAX_ENTRIES: usize = 1 << 26;
@@ -19,7 +25,34 @@ const MAX_ENTRIES: usize = 1 << 26;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ManifestChunk {
     pub id: ChunkKey,
+    /// Plaintext length of the whole chunk.
     pub plain_len: u32,
+    /// The bytes of the chunk this entry covers, as (offset, length); None
+    /// for the whole chunk.
+    pub slice: Option<(u32, u32)>,
+}
+
+impl ManifestChunk {
+    pub fn whole(id: ChunkKey, plain_len: u32) -> Self {
+        Self {
+            id,
+            plain_len,
+            slice: None,
+        }
+    }
+
+    /// (offset, length) of the bytes this entry contributes.
+    pub fn span(&self) -> (u32, u32) {
+        self.slice.unwrap_or((0, self.plain_len))
+    }
+
+    pub fn len(&self) -> u32 {
+        self.span().1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,6 +80,8 @@ pub enum ManifestError {
     TooLarge(usize),
     #[error("manifest part etag is not UTF-8")]
     BadEtag,
+    #[error("manifest slice lies outside its chunk")]
+    BadSlice,
     #[error("manifest has {0} trailing bytes")]
     Trailing(usize),
     #[error("manifest parts cover {parts} chunks but it lists {chunks}")]
@@ -63,7 +98,7 @@ impl Manifest {
 
     /// Total plaintext length.
     pub fn size(&self) -> u64 {
-        self.chunks.iter().map(|c| u64::from(c.plain_len)).sum()
+        self.chunks.iter().map(|c| u64::from(c.len())).sum()
     }
 
     /// How many references each distinct chunk receives from this manifest.
@@ -77,8 +112,9 @@ impl Manifest {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(13 + self.chunks.len() * 36 + self.parts.len() * 60);
+        let sliced = self.chunks.iter().any(|c| c.slice.is_some());
         out.extend_from_slice(MAGIC);
-        out.push(VERSION);
+        out.push(if sliced { V2 } else { V1 });
         out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
         for p in &self.parts {
             out.extend_from_slice(&p.part_number.to_le_bytes());
@@ -93,6 +129,16 @@ impl Manifest {
         for c in &self.chunks {
             out.extend_from_slice(&c.id);
             out.extend_from_slice(&c.plain_len.to_le_bytes());
+            if sliced {
+                match c.slice {
+                    Some((offset, len)) => {
+                        out.push(1);
+                        out.extend_from_slice(&offset.to_le_bytes());
+                        out.extend_from_slice(&len.to_le_bytes());
+                    }
+                    None => out.push(0),
+                }
+            }
         }
         out
     }
@@ -103,7 +149,7 @@ impl Manifest {
             return Err(ManifestError::BadHeader(0));
         }
         let version = r.take(1)?[0];
-        if version != VERSION {
+        if version != V1 && version != V2 {
             return Err(ManifestError::BadHeader(version));
         }
         let part_count = r.count()?;
@@ -124,7 +170,7 @@ impl Manifest {
             });
         }
         let chunk_count = r.count()?;
-        // Each chunk needs 36 bytes: a count beyond what is left is corrupt.
+        // Each chunk needs at least 36 bytes: a count beyond what is left is corrupt.
         if chunk_count > (bytes.len() - r.pos) / 36 {
             return Err(ManifestError::Truncated(bytes.len()));
         }
@@ -133,7 +179,21 @@ impl Manifest {
             let mut id = [0u8; 32];
             id.copy_from_slice(r.take(32)?);
             let plain_len = r.u32()?;
-            chunks.push(ManifestChunk { id, plain_len });
+            let slice = if version == V2 && r.take(1)?[0] == 1 {
+                let offset = r.u32()?;
+                let len = r.u32()?;
+                if u64::from(offset) + u64::from(len) > u64::from(plain_len) {
+                    return Err(ManifestError::BadSlice);
+                }
+                Some((offset, len))
+            } else {
+                None
+            };
+            chunks.push(ManifestChunk {
+                id,
+                plain_len,
+                slice,
+            });
         }
         if r.pos != bytes.len() {
             return Err(ManifestError::Trailing(bytes.len() - r.pos));
@@ -196,10 +256,25 @@ mod tests {
     use proptest::prelude::*;
 
     fn chunk(b: u8, len: u32) -> ManifestChunk {
-        ManifestChunk {
-            id: [b; 32],
-            plain_len: len,
-        }
+        ManifestChunk::whole([b; 32], len)
+    }
+
+    #[test]
+    fn slices_round_trip_as_version_2() {
+        let mut m = Manifest::single(vec![chunk(1, 100), chunk(2, 50)]);
+        assert_eq!(m.encode()[4], 1, "no slices: version 1");
+        m.chunks[0].slice = Some((10, 90));
+        let enc = m.encode();
+        assert_eq!(enc[4], 2);
+        let d = Manifest::decode(&enc).unwrap();
+        assert_eq!(d, m);
+        assert_eq!(d.size(), 140);
+        let mut bad = m.clone();
+        bad.chunks[1].slice = Some((40, 20));
+        assert_eq!(
+            Manifest::decode(&bad.encode()),
+            Err(ManifestError::BadSlice)
+        );
     }
 
     #[test]

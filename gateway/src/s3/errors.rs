@@ -23,6 +23,12 @@ pub fn to_s3(e: EngineError) -> S3Error {
         EngineError::MetadataTooLarge => C::MetadataTooLarge,
         EngineError::PreconditionFailed => C::PreconditionFailed,
         EngineError::NotModified => C::NotModified,
+        EngineError::InvalidPart(_) => C::InvalidPart,
+        EngineError::InvalidPartOrder => C::InvalidPartOrder,
+        EngineError::EntityTooSmall(_) => C::EntityTooSmall,
+        EngineError::MalformedXml(_) => C::MalformedXML,
+        EngineError::InvalidRequest(_) => C::InvalidRequest,
+        EngineError::InvalidPartNumber => C::Custom("InvalidPartNumber".into()),
         EngineError::BadDigest(_) => C::BadDigest,
         EngineError::InvalidDigest(_) => C::InvalidDigest,
         EngineError::IncompleteBody { .. } => C::IncompleteBody,
@@ -49,6 +55,11 @@ pub fn to_s3(e: EngineError) -> S3Error {
                 code,
                 "Please reduce your request rate or retry: a storage dependency is unavailable.",
             )
+        }
+        EngineError::InvalidPartNumber => {
+            let mut err = S3Error::with_message(code, e.to_string());
+            err.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            err
         }
         _ => S3Error::with_message(code, e.to_string()),
     }

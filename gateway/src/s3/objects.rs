@@ -10,15 +10,15 @@ use super::DoozS3;
 use super::convert::{etag, etag_condition, http_date, millis, parse_http_date, timestamp};
 use super::errors::{IntoS3, to_s3};
 use crate::engine::{
-    ByteRange, ChecksumAlgorithm, EngineError, ExpectedChecksums, GetOutcome, PutRequest,
-    ReadConditions,
+    ByteRange, ChecksumAlgorithm, EngineError, ExpectedChecksums, GetOutcome, GetRequest,
+    PutRequest, ReadConditions, parse_part_number, part_span,
 };
 use crate::meta::{ObjectAttrs, ObjectVersion, WriteConditions};
 
 /// DeleteObjects accepts at most this many keys, as S3 does.
 const MAX_DELETE_KEYS: usize = 1000;
 
-fn expected_checksums<T>(
+pub(super) fn expected_checksums<T>(
     req: &S3Request<T>,
     content_md5: Option<String>,
     headers: [(ChecksumAlgorithm, Option<String>); 5],
@@ -60,7 +60,7 @@ fn expected_checksums<T>(
     })
 }
 
-fn checksum_field(attrs: &ObjectAttrs, alg: ChecksumAlgorithm) -> Option<String> {
+pub(super) fn checksum_field(attrs: &ObjectAttrs, alg: ChecksumAlgorithm) -> Option<String> {
     attrs.checksums.get(alg.as_str()).cloned()
 }
 
@@ -131,20 +131,11 @@ pub async fn put_object(
         size: i64::try_from(out.size).ok(),
         ..Default::default()
     };
-    for (alg, v) in out.checksums {
-        match ChecksumAlgorithm::parse(&alg) {
-            Some(ChecksumAlgorithm::Crc32) => output.checksum_crc32 = Some(v),
-            Some(ChecksumAlgorithm::Crc32c) => output.checksum_crc32c = Some(v),
-            Some(ChecksumAlgorithm::Crc64Nvme) => output.checksum_crc64nvme = Some(v),
-            Some(ChecksumAlgorithm::Sha1) => output.checksum_sha1 = Some(v),
-            Some(ChecksumAlgorithm::Sha256) => output.checksum_sha256 = Some(v),
-            None => {}
-        }
-    }
+    super::multipart::set_checksums!(output, out.checksums);
     Ok(S3Response::new(output))
 }
 
-fn read_conditions(
+pub(super) fn read_conditions(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
     if_modified_since: Option<&Timestamp>,
@@ -158,7 +149,7 @@ fn read_conditions(
     }
 }
 
-fn range(r: Option<Range>) -> Option<ByteRange> {
+pub(super) fn range(r: Option<Range>) -> Option<ByteRange> {
     r.map(|r| match r {
         Range::Int { first, last } => ByteRange::FromTo { first, last },
         Range::Suffix { length } => ByteRange::Suffix { len: length },
@@ -199,12 +190,7 @@ pub async fn get_object(
     if i.sse_customer_key.is_some() {
         return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
     }
-    if i.part_number.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "partNumber reads are not supported yet"
-        ));
-    }
+    let part_number = i.part_number.map(parse_part_number).transpose().s3()?;
     let conditions = read_conditions(
         i.if_match.as_ref(),
         i.if_none_match.as_ref(),
@@ -213,6 +199,7 @@ pub async fn get_object(
     );
     let GetOutcome {
         version,
+        parts_count,
         range: span,
         content_length,
         body,
@@ -220,16 +207,20 @@ pub async fn get_object(
         .engine
         .get_object(
             &who,
-            &i.bucket,
-            &i.key,
-            i.version_id.as_deref(),
-            range(i.range),
-            &conditions,
+            &GetRequest {
+                bucket: &i.bucket,
+                key: &i.key,
+                version_id: i.version_id.as_deref(),
+                range: range(i.range),
+                part_number,
+                conditions,
+            },
         )
         .await
         .s3()?;
     let rep = representation(&version);
     let a = &version.attrs;
+    // Whole-object checksums describe whole objects: not sent for ranges.
     let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
     let body = body.map_err(|e: EngineError| std::io::Error::other(e.to_string()));
     let output = GetObjectOutput {
@@ -256,6 +247,7 @@ pub async fn get_object(
         last_modified: Some(timestamp(version.created_at)),
         metadata: rep.metadata,
         version_id: (version.version_id != "null").then(|| version.version_id.clone()),
+        parts_count: parts_count.and_then(|n| i32::try_from(n).ok()),
         checksum_crc32: with_checksums
             .then(|| checksum_field(a, ChecksumAlgorithm::Crc32))
             .flatten(),
@@ -285,12 +277,7 @@ pub async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let who = s.principal(&req).await?;
     let i = &req.input;
-    if i.part_number.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "partNumber reads are not supported yet"
-        ));
-    }
+    let part_number = i.part_number.map(parse_part_number).transpose().s3()?;
     let conditions = read_conditions(
         i.if_match.as_ref(),
         i.if_none_match.as_ref(),
@@ -309,9 +296,19 @@ pub async fn head_object(
         .await
         .s3()?;
     let a = &version.attrs;
-    let span = match range(i.range) {
-        Some(r) => Some(r.resolve(a.size).map_err(to_s3)?),
-        None => None,
+    let (span, parts_count) = match (range(i.range), part_number) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        (Some(r), None) => (Some(r.resolve(a.size).map_err(to_s3)?), None),
+        (None, Some(n)) => {
+            let (span, count) = part_span(&version, n).map_err(to_s3)?;
+            (Some(span), Some(count))
+        }
+        (None, None) => (None, None),
     };
     let rep = representation(&version);
     let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
@@ -329,6 +326,7 @@ pub async fn head_object(
         last_modified: Some(timestamp(version.created_at)),
         metadata: rep.metadata,
         version_id: (version.version_id != "null").then(|| version.version_id.clone()),
+        parts_count: parts_count.and_then(|n| i32::try_from(n).ok()),
         checksum_crc32: with_checksums
             .then(|| checksum_field(a, ChecksumAlgorithm::Crc32))
             .flatten(),

@@ -1,0 +1,108 @@
+//! CopyObject (and the copy-source parsing UploadPartCopy shares).
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::DoozS3;
+use super::convert::{etag, http_date, timestamp};
+use super::errors::IntoS3;
+use super::multipart::set_checksums;
+use super::objects::read_conditions;
+use crate::engine::{CopySource as EngineSource, MetadataDirective, ReadConditions};
+use crate::meta::{ObjectAttrs, WriteConditions};
+
+pub(super) fn source_conditions(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> ReadConditions {
+    read_conditions(
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    )
+}
+
+pub(super) fn copy_source(src: &CopySource, conditions: ReadConditions) -> S3Result<EngineSource> {
+    match src {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => Ok(EngineSource {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version_id.as_ref().map(|v| v.to_string()),
+            conditions,
+        }),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "access point and outpost copy sources are not supported"
+        )),
+    }
+}
+
+pub async fn copy_object(
+    s: &DoozS3,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let who = s.principal(&req).await?;
+    let i = req.input;
+    let conditions = source_conditions(
+        i.copy_source_if_match.as_ref(),
+        i.copy_source_if_none_match.as_ref(),
+        i.copy_source_if_modified_since.as_ref(),
+        i.copy_source_if_unmodified_since.as_ref(),
+    );
+    let src = copy_source(&i.copy_source, conditions)?;
+    let directive = match i.metadata_directive.as_ref().map(|d| d.as_str()) {
+        None | Some("COPY") => MetadataDirective::Copy,
+        Some("REPLACE") => MetadataDirective::Replace(Box::new(ObjectAttrs {
+            content_type: i.content_type,
+            content_encoding: i.content_encoding,
+            content_disposition: i.content_disposition,
+            content_language: i.content_language,
+            cache_control: i.cache_control,
+            expires: i.expires.as_ref().and_then(http_date),
+            user_metadata: i.metadata.unwrap_or_default().into_iter().collect(),
+            ..Default::default()
+        })),
+        Some(other) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Unknown metadata directive {other}"
+            ));
+        }
+    };
+    let write = WriteConditions {
+        if_match: req
+            .headers
+            .get("if-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        if_none_match: req
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let out = s
+        .engine
+        .copy_object(&who, src, &i.bucket, &i.key, directive, write)
+        .await
+        .s3()?;
+    let mut result = CopyObjectResult {
+        e_tag: Some(etag(&out.etag)),
+        last_modified: Some(timestamp(out.last_modified)),
+        checksum_type: out.checksum_type.map(ChecksumType::from),
+        ..Default::default()
+    };
+    set_checksums!(result, out.checksums);
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(result),
+        copy_source_version_id: out.source_version,
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,857 @@
+//! Multipart uploads, copies, part reads, checksums and conditional
+//! requests, over real TCP with aws-sdk-s3 in both checksum modes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, MetadataDirective,
+};
+use support::gateway::{Backend, Gateway, Meta, Options, start};
+
+const MIB: usize = 1024 * 1024;
+
+fn code<E, R>(r: Result<R, aws_sdk_s3::error::SdkError<E>>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => match e.as_service_error() {
+            Some(s) if s.code().is_some() => s.code().unwrap_or_default().to_owned(),
+            _ => format!(
+                "<{}>",
+                e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
+            ),
+        },
+    }
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A client that sends CRC checksums (trailers on streaming PUTs) when it can,
+/// or only when an operation requires them.
+fn client(g: &Gateway, checksums_when_supported: bool) -> Client {
+    let (req, resp) = if checksums_when_supported {
+        (
+            RequestChecksumCalculation::WhenSupported,
+            ResponseChecksumValidation::WhenSupported,
+        )
+    } else {
+        (
+            RequestChecksumCalculation::WhenRequired,
+            ResponseChecksumValidation::WhenRequired,
+        )
+    };
+    Client::from_conf(
+        g.client()
+            .config()
+            .to_builder()
+            .request_checksum_calculation(req)
+            .response_checksum_validation(resp)
+            .build(),
+    )
+}
+
+async fn read(c: &Client, b: &str, k: &str) -> Vec<u8> {
+    c.get_object()
+        .bucket(b)
+        .key(k)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {k}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+async fn upload_part(c: &Client, b: &str, k: &str, id: &str, n: i32, body: &[u8]) -> CompletedPart {
+    let out = c
+        .upload_part()
+        .bucket(b)
+        .key(k)
+        .upload_id(id)
+        .part_number(n)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("part {n}: {e:?}"));
+    CompletedPart::builder()
+        .part_number(n)
+        .e_tag(out.e_tag.unwrap())
+        .set_checksum_crc32(out.checksum_crc32)
+        .build()
+}
+
+fn done(parts: Vec<CompletedPart>) -> CompletedMultipartUpload {
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(parts))
+        .build()
+}
+
+async fn multipart_round_trip(checksums: bool) {
+    let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
+    let c = client(&g, checksums);
+    c.create_bucket().bucket("mpu").send().await.unwrap();
+    let p1 = data(5 * MIB, 1);
+    let p2 = data(5 * MIB, 2);
+    let p3 = data(MIB + 123, 3);
+    let create = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("obj")
+        .content_type("application/x-test")
+        .metadata("origin", "multipart")
+        .set_checksum_algorithm(checksums.then_some(ChecksumAlgorithm::Crc32))
+        .send()
+        .await
+        .unwrap();
+    let id = create.upload_id.unwrap();
+    let a = upload_part(&c, "mpu", "obj", &id, 1, &p1).await;
+    // A part sent twice: the second replaces the first.
+    upload_part(&c, "mpu", "obj", &id, 2, &data(5 * MIB, 99)).await;
+    let b = upload_part(&c, "mpu", "obj", &id, 2, &p2).await;
+    // "Interrupted": the client lists what arrived and sends only the rest.
+    let listed = c
+        .list_parts()
+        .bucket("mpu")
+        .key("obj")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let numbers: Vec<i32> = listed
+        .parts()
+        .iter()
+        .filter_map(|p| p.part_number)
+        .collect();
+    assert_eq!(numbers, vec![1, 2]);
+    assert_eq!(listed.parts()[1].e_tag, b.e_tag);
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploads.uploads().len(), 1);
+    let c3 = upload_part(&c, "mpu", "obj", &id, 3, &p3).await;
+    let out = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("obj")
+        .upload_id(&id)
+        .multipart_upload(done(vec![a, b, c3]))
+        .send()
+        .await
+        .unwrap();
+    let etag = out.e_tag.unwrap();
+    assert!(etag.ends_with("-3\""), "{etag}");
+    if checksums {
+        let v = out.checksum_crc32.expect("composite checksum");
+        assert!(v.ends_with("-3"), "{v}");
+    }
+    let mut whole = p1.clone();
+    whole.extend_from_slice(&p2);
+    whole.extend_from_slice(&p3);
+    assert_eq!(read(&c, "mpu", "obj").await, whole);
+    let head = c
+        .head_object()
+        .bucket("mpu")
+        .key("obj")
+        .part_number(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.parts_count, Some(3));
+    assert_eq!(head.content_length, Some(p2.len() as i64));
+    let part3 = c
+        .get_object()
+        .bucket("mpu")
+        .key("obj")
+        .part_number(3)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec();
+    assert_eq!(part3, p3);
+    assert_eq!(
+        code(
+            c.get_object()
+                .bucket("mpu")
+                .key("obj")
+                .part_number(4)
+                .send()
+                .await
+        ),
+        "InvalidPartNumber"
+    );
+    let head = c
+        .head_object()
+        .bucket("mpu")
+        .key("obj")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type.as_deref(), Some("application/x-test"));
+    assert_eq!(head.metadata.unwrap()["origin"], "multipart");
+    assert_eq!(head.checksum_crc32.is_some(), checksums);
+    assert!(
+        c.list_multipart_uploads()
+            .bucket("mpu")
+            .send()
+            .await
+            .unwrap()
+            .uploads()
+            .is_empty()
+    );
+    g.fsck_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_round_trip_with_checksums() {
+    multipart_round_trip(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_round_trip_without_checksums() {
+    multipart_round_trip(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_errors_and_exact_refcounts() {
+    let g = start(Options::new(Meta::Postgres, Backend::Local)).await;
+    let c = g.client();
+    c.create_bucket().bucket("mperr").send().await.unwrap();
+    let id = c
+        .create_multipart_upload()
+        .bucket("mperr")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let small = upload_part(&c, "mperr", "k", &id, 1, &data(MIB, 5)).await;
+    let big = upload_part(&c, "mperr", "k", &id, 2, &data(5 * MIB, 6)).await;
+    let last = upload_part(&c, "mperr", "k", &id, 3, &data(100, 7)).await;
+    let complete = |parts: Vec<CompletedPart>| {
+        c.complete_multipart_upload()
+            .bucket("mperr")
+            .key("k")
+            .upload_id(&id)
+            .multipart_upload(done(parts))
+            .send()
+    };
+    assert_eq!(
+        code(complete(vec![small.clone(), big.clone(), last.clone()]).await),
+        "EntityTooSmall"
+    );
+    assert_eq!(
+        code(complete(vec![big.clone(), small.clone()]).await),
+        "InvalidPartOrder"
+    );
+    let wrong = CompletedPart::builder()
+        .part_number(2)
+        .e_tag("\"00000000000000000000000000000000\"")
+        .build();
+    assert_eq!(code(complete(vec![wrong]).await), "InvalidPart");
+    let missing = CompletedPart::builder()
+        .part_number(9)
+        .e_tag(big.e_tag.clone().unwrap())
+        .build();
+    assert_eq!(code(complete(vec![missing]).await), "InvalidPart");
+    assert_eq!(
+        code(
+            c.upload_part()
+                .bucket("mperr")
+                .key("k")
+                .upload_id(&id)
+                .part_number(10_001)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+        ),
+        "InvalidArgument"
+    );
+    // A subset of the parts: the unchosen part's references are released.
+    complete(vec![big.clone(), last.clone()]).await.unwrap();
+    g.fsck_clean().await;
+    assert_eq!(read(&c, "mperr", "k").await.len(), 5 * MIB + 100);
+
+    // Create-only completion when the key exists.
+    let id2 = c
+        .create_multipart_upload()
+        .bucket("mperr")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let p = upload_part(&c, "mperr", "k", &id2, 1, b"tiny").await;
+    assert_eq!(
+        code(
+            c.complete_multipart_upload()
+                .bucket("mperr")
+                .key("k")
+                .upload_id(&id2)
+                .if_none_match("*")
+                .multipart_upload(done(vec![p]))
+                .send()
+                .await
+        ),
+        "PreconditionFailed"
+    );
+    // Abort releases everything; the upload is gone.
+    c.abort_multipart_upload()
+        .bucket("mperr")
+        .key("k")
+        .upload_id(&id2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            c.upload_part()
+                .bucket("mperr")
+                .key("k")
+                .upload_id(&id2)
+                .part_number(1)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+        ),
+        "NoSuchUpload"
+    );
+    assert_eq!(
+        code(
+            c.list_parts()
+                .bucket("mperr")
+                .key("k")
+                .upload_id("nope")
+                .send()
+                .await
+        ),
+        "NoSuchUpload"
+    );
+    g.fsck_clean().await;
+    // Only the completed object's chunks remain referenced.
+    c.delete_object()
+        .bucket("mperr")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    g.fsck_clean().await;
+    let usage = g.engine().meta().usage(Some(g.tenant.id)).await.unwrap();
+    assert_eq!((usage.objects, usage.chunks), (0, 0), "{usage:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_add_references_not_chunks() {
+    let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
+    let c = g.client();
+    for b in ["src", "dst"] {
+        c.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let body = data(12 * MIB + 7, 11);
+    c.put_object()
+        .bucket("src")
+        .key("big")
+        .content_type("text/x-original")
+        .metadata("tag", "one")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let before = g.backend_bytes().await;
+    let copied = c
+        .copy_object()
+        .bucket("dst")
+        .key("copy")
+        .copy_source("src/big")
+        .send()
+        .await
+        .unwrap();
+    assert!(copied.copy_object_result.unwrap().e_tag.is_some());
+    let head = c
+        .head_object()
+        .bucket("dst")
+        .key("copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type.as_deref(), Some("text/x-original"));
+    assert_eq!(head.metadata.unwrap()["tag"], "one");
+    c.copy_object()
+        .bucket("src")
+        .key("big")
+        .copy_source("src/big")
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/x-replaced")
+        .metadata("tag", "two")
+        .send()
+        .await
+        .unwrap();
+    let head = c
+        .head_object()
+        .bucket("src")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type.as_deref(), Some("text/x-replaced"));
+    assert_eq!(head.metadata.unwrap()["tag"], "two");
+    assert_eq!(
+        code(
+            c.copy_object()
+                .bucket("src")
+                .key("big")
+                .copy_source("src/big")
+                .send()
+                .await
+        ),
+        "InvalidRequest"
+    );
+    assert_eq!(
+        code(
+            c.copy_object()
+                .bucket("dst")
+                .key("x")
+                .copy_source("src/big")
+                .copy_source_if_match("\"deadbeef\"")
+                .send()
+                .await
+        ),
+        "PreconditionFailed"
+    );
+    assert_eq!(
+        code(
+            c.copy_object()
+                .bucket("dst")
+                .key("x")
+                .copy_source("src/missing")
+                .send()
+                .await
+        ),
+        "NoSuchKey"
+    );
+
+    // UploadPartCopy of ranges that cut through chunks.
+    let id = c
+        .create_multipart_upload()
+        .bucket("dst")
+        .key("assembled")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let mut parts = Vec::new();
+    let ranges = [
+        (1_000_001usize, 6_500_000usize),
+        (0, 5 * MIB + 1),
+        (9_000_000, body.len() - 1),
+    ];
+    let mut expected = Vec::new();
+    for (i, (a, z)) in ranges.iter().enumerate() {
+        let out = c
+            .upload_part_copy()
+            .bucket("dst")
+            .key("assembled")
+            .upload_id(&id)
+            .part_number(i as i32 + 1)
+            .copy_source("src/big")
+            .copy_source_range(format!("bytes={a}-{z}"))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(i as i32 + 1)
+                .e_tag(out.copy_part_result.unwrap().e_tag.unwrap())
+                .build(),
+        );
+        expected.extend_from_slice(&body[*a..=*z]);
+    }
+    assert_eq!(
+        code(
+            c.upload_part_copy()
+                .bucket("dst")
+                .key("assembled")
+                .upload_id(&id)
+                .part_number(9)
+                .copy_source("src/big")
+                .copy_source_range(format!("bytes=0-{}", body.len()))
+                .send()
+                .await
+        ),
+        "InvalidRange"
+    );
+    c.complete_multipart_upload()
+        .bucket("dst")
+        .key("assembled")
+        .upload_id(&id)
+        .multipart_upload(done(parts))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read(&c, "dst", "assembled").await, expected);
+    assert_eq!(read(&c, "dst", "copy").await, body);
+    assert_eq!(
+        g.backend_bytes().await,
+        before,
+        "copies stored no new chunks"
+    );
+
+    // Another tenant cannot copy from here.
+    let (_, ak, sk) = g.new_tenant("thief").await;
+    let thief = g.client_as(&ak, &sk);
+    thief.create_bucket().bucket("loot").send().await.unwrap();
+    assert_eq!(
+        code(
+            thief
+                .copy_object()
+                .bucket("loot")
+                .key("x")
+                .copy_source("src/big")
+                .send()
+                .await
+        ),
+        "AccessDenied"
+    );
+    g.fsck_clean().await;
+    c.delete_object()
+        .bucket("src")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read(&c, "dst", "assembled").await, expected);
+    g.fsck_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksums_and_conditions() {
+    use base64::Engine as _;
+    let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
+    let c = client(&g, false);
+    c.create_bucket().bucket("sums").send().await.unwrap();
+    let body = b"checksummed body".to_vec();
+    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+    let crc32 = b64(&crc32fast::hash(&body).to_be_bytes());
+    let crc32c = b64(&crc32c::crc32c(&body).to_be_bytes());
+    let sha256 = {
+        use sha2::Digest;
+        b64(&sha2::Sha256::digest(&body))
+    };
+    let sha1 = {
+        use sha1::Digest;
+        b64(&sha1::Sha1::digest(&body))
+    };
+    let crc64 = {
+        let mut d = crc64fast_nvme::Digest::new();
+        d.write(&body);
+        b64(&d.sum64().to_be_bytes())
+    };
+    let put = || {
+        c.put_object()
+            .bucket("sums")
+            .body(ByteStream::from(body.clone()))
+    };
+    put()
+        .key("crc32")
+        .checksum_crc32(&crc32)
+        .send()
+        .await
+        .unwrap();
+    put()
+        .key("crc32c")
+        .checksum_crc32_c(&crc32c)
+        .send()
+        .await
+        .unwrap();
+    put()
+        .key("crc64")
+        .checksum_crc64_nvme(&crc64)
+        .send()
+        .await
+        .unwrap();
+    put().key("sha1").checksum_sha1(&sha1).send().await.unwrap();
+    put()
+        .key("sha256")
+        .checksum_sha256(&sha256)
+        .send()
+        .await
+        .unwrap();
+    let bad = b64(&[0u8; 4]);
+    assert_eq!(
+        code(put().key("bad").checksum_crc32(&bad).send().await),
+        "BadDigest"
+    );
+    assert_eq!(
+        code(
+            put()
+                .key("bad")
+                .checksum_sha256(b64(&[1u8; 32]))
+                .send()
+                .await
+        ),
+        "BadDigest"
+    );
+    assert_eq!(
+        code(c.head_object().bucket("sums").key("bad").send().await),
+        "NotFound"
+    );
+    let head = c
+        .head_object()
+        .bucket("sums")
+        .key("sha256")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_sha256.as_deref(), Some(sha256.as_str()));
+    let get = c
+        .get_object()
+        .bucket("sums")
+        .key("crc64")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.checksum_crc64_nvme.as_deref(), Some(crc64.as_str()));
+
+    // The SDK's default: CRC32 computed and sent as an aws-chunked trailer.
+    let trailer_client = client(&g, true);
+    trailer_client
+        .put_object()
+        .bucket("sums")
+        .key("trailer")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let head = c
+        .head_object()
+        .bucket("sums")
+        .key("trailer")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        head.checksum_crc32.is_some() || head.checksum_crc64_nvme.is_some(),
+        "{head:?}"
+    );
+
+    // Conditional writes and reads.
+    let etag = c
+        .head_object()
+        .bucket("sums")
+        .key("crc32")
+        .send()
+        .await
+        .unwrap()
+        .e_tag
+        .unwrap();
+    assert_eq!(
+        code(put().key("crc32").if_match("\"0000\"").send().await),
+        "PreconditionFailed"
+    );
+    put().key("crc32").if_match(&etag).send().await.unwrap();
+    assert_eq!(
+        code(put().key("crc32").if_none_match("*").send().await),
+        "PreconditionFailed"
+    );
+    put().key("fresh").if_none_match("*").send().await.unwrap();
+    assert_eq!(
+        code(
+            c.get_object()
+                .bucket("sums")
+                .key("crc32")
+                .if_none_match(&etag)
+                .send()
+                .await
+        ),
+        "<304>"
+    );
+    assert_eq!(
+        code(
+            c.get_object()
+                .bucket("sums")
+                .key("crc32")
+                .if_match("\"other\"")
+                .send()
+                .await
+        ),
+        "PreconditionFailed"
+    );
+    let future = aws_sdk_s3::primitives::DateTime::from_secs(4_000_000_000);
+    let past = aws_sdk_s3::primitives::DateTime::from_secs(1_000_000_000);
+    assert_eq!(
+        code(
+            c.get_object()
+                .bucket("sums")
+                .key("crc32")
+                .if_modified_since(future)
+                .send()
+                .await
+        ),
+        "<304>"
+    );
+    assert_eq!(
+        code(
+            c.get_object()
+                .bucket("sums")
+                .key("crc32")
+                .if_unmodified_since(past)
+                .send()
+                .await
+        ),
+        "PreconditionFailed"
+    );
+    c.get_object()
+        .bucket("sums")
+        .key("crc32")
+        .if_modified_since(past)
+        .send()
+        .await
+        .unwrap();
+    g.fsck_clean().await;
+}
+
+/// Concurrent create-only uploads: exactly one winner, the rest get 412.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_only_race_has_one_winner() {
+    let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
+    let c = g.client();
+    c.create_bucket().bucket("race").send().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12u8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.put_object()
+                .bucket("race")
+                .key("once")
+                .if_none_match("*")
+                .body(ByteStream::from(vec![i; 200_000]))
+                .send()
+                .await
+                .map_err(|e| code::<_, ()>(Err(e)))
+                .map(|_| i)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(code) => assert_eq!(code, "PreconditionFailed"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(read(&c, "race", "once").await, vec![winners[0]; 200_000]);
+    g.fsck_clean().await;
+}
+
+/// ≥ 2 GiB in 64 MiB parts sent four at a time, read back byte-exact
+/// (streamed and compared part by part; nothing holds the whole object).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gib_multipart_four_parts_at_a_time() {
+    let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
+    let c = g.client();
+    c.create_bucket().bucket("huge").send().await.unwrap();
+    const PART: usize = 64 * MIB;
+    const PARTS: i32 = 33; // 2 GiB + 64 MiB
+    let id = c
+        .create_multipart_upload()
+        .bucket("huge")
+        .key("blob")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
+    let mut tasks = Vec::new();
+    for n in 1..=PARTS {
+        let (c, id, sem) = (c.clone(), id.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire().await.unwrap();
+            let body = data(PART, n as u64);
+            upload_part(&c, "huge", "blob", &id, n, &body).await
+        }));
+    }
+    let mut parts = Vec::new();
+    for t in tasks {
+        parts.push(t.await.unwrap());
+    }
+    c.complete_multipart_upload()
+        .bucket("huge")
+        .key("blob")
+        .upload_id(&id)
+        .multipart_upload(done(parts))
+        .send()
+        .await
+        .unwrap();
+    let head = c
+        .head_object()
+        .bucket("huge")
+        .key("blob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length, Some(PART as i64 * i64::from(PARTS)));
+    let mut body = c
+        .get_object()
+        .bucket("huge")
+        .key("blob")
+        .send()
+        .await
+        .unwrap()
+        .body;
+    let mut part = 1u64;
+    let mut expected = data(PART, part);
+    let mut at = 0usize;
+    while let Some(bytes) = body.try_next().await.unwrap() {
+        let mut bytes = &bytes[..];
+        while !bytes.is_empty() {
+            let n = bytes.len().min(PART - at);
+            assert!(
+                bytes[..n] == expected[at..at + n],
+                "mismatch in part {part} at {at}"
+            );
+            at += n;
+            bytes = &bytes[n..];
+            if at == PART {
+                part += 1;
+                at = 0;
+                expected = data(PART, part);
+            }
+        }
+    }
+    assert_eq!(part, PARTS as u64 + 1, "read every part");
+    g.fsck_clean().await;
+}
