@@ -261,9 +261,13 @@ impl Engine {
         let tenant = self.tenant(bucket.tenant_id).await?;
         let keyring = self.keyring_of(&tenant).await?;
         let reads = self.plan_reads(version, tenant.id, start, end).await?;
-        let store = self.inner.backends.get(&bucket.backend)?.clone();
+        let packs: Vec<[u8; 16]> = reads.iter().map(|r| r.pack_id).collect();
+        let mut stores = HashMap::new();
+        for (pack, backend) in self.inner.meta.pack_backends(tenant.id, &packs).await? {
+            stores.insert(pack, self.inner.backends.get(&backend)?.clone());
+        }
         Ok(read_stream(
-            store,
+            stores,
             keyring,
             reads,
             self.inner.cfg.read_ahead,
@@ -338,13 +342,16 @@ impl Engine {
 }
 
 fn read_stream(
-    store: PackStore,
+    stores: HashMap<[u8; 16], PackStore>,
     keyring: Arc<Keyring>,
     reads: Vec<Read>,
     read_ahead: usize,
 ) -> ObjectBody {
     let s = stream::iter(reads)
-        .map(move |read| fetch(store.clone(), keyring.clone(), read))
+        .map(move |read| {
+            let store = stores.get(&read.pack_id).cloned();
+            fetch(store, keyring.clone(), read)
+        })
         .buffered(read_ahead)
         .flat_map(|res| match res {
             Ok(parts) => stream::iter(parts.into_iter().map(Ok).collect::<Vec<_>>()),
@@ -353,7 +360,14 @@ fn read_stream(
     Box::pin(s)
 }
 
-async fn fetch(store: PackStore, keyring: Arc<Keyring>, read: Read) -> EngineResult<Vec<Bytes>> {
+async fn fetch(
+    store: Option<PackStore>,
+    keyring: Arc<Keyring>,
+    read: Read,
+) -> EngineResult<Vec<Bytes>> {
+    let store = store.ok_or_else(|| {
+        EngineError::Corrupt(format!("pack {} has no record", hex::encode(read.pack_id)))
+    })?;
     let bytes = store.get_range(&read.pack_id, read.start..read.end).await?;
     if bytes.len() as u64 != read.end - read.start {
         return Err(EngineError::Corrupt(format!(

@@ -162,6 +162,13 @@ pub trait MetaStore: Send + Sync + 'static {
         tenant: TenantId,
         ids: &[ChunkKey],
     ) -> MetaResult<Vec<(ChunkKey, ChunkLocation)>>;
+    /// The backend each pack lives on (dedup is per tenant, so a bucket's
+    /// objects may reference chunks stored on another of the tenant's backends).
+    async fn pack_backends(
+        &self,
+        tenant: TenantId,
+        ids: &[PackKey],
+    ) -> MetaResult<Vec<(PackKey, String)>>;
     /// One transaction: evaluate conditions against the latest version; insert
     /// new packs and chunks (insert-or-increment); increment (and revive)
     /// reused chunks, failing with ChunkVanished if one is gone; replace the

@@ -483,3 +483,22 @@ pub(crate) async fn locations(
         .filter_map(|id| found.get(&id).map(|loc| (id, *loc)))
         .collect())
 }
+
+/// The backend each of these packs of the tenant lives on.
+pub(crate) async fn pack_backends(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    ids: &[PackKey],
+) -> MetaResult<Vec<(PackKey, String)>> {
+    const BACKEND: &str = "SELECT id, backend FROM packs WHERE tenant_id = $1 AND id = $2";
+    let mut sorted: Vec<PackKey> = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let keys: Vec<Value> = sorted.iter().map(Value::from).collect();
+    let mut out = Vec::with_capacity(keys.len());
+    for row in tx.query_keys(BACKEND, &Value::from(tenant), &keys).await? {
+        let c = Cols::new(&row, "packs");
+        out.push((c.pack_key(0)?, c.text(1)?));
+    }
+    Ok(out)
+}

@@ -198,6 +198,17 @@ impl<D: Driver> MetaStore for SqlStore<D> {
             .await
     }
 
+    async fn pack_backends(
+        &self,
+        tenant: TenantId,
+        ids: &[PackKey],
+    ) -> MetaResult<Vec<(PackKey, String)>> {
+        let ids = Arc::new(ids.to_vec());
+        self.db
+            .read(tx_job!(tx, [ids] => refs::pack_backends(tx, tenant, &ids).await))
+            .await
+    }
+
     async fn commit_object(&self, commit: ObjectCommit) -> MetaResult<CommitOutcome> {
         let commit = Arc::new(commit);
         self.db
