@@ -405,6 +405,19 @@ bucket = "packs"
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
+    /// The documented example must stay a valid configuration.
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dooz.example.toml");
+        let cfg = Config::load_from(Some(&path), env(&[]))
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!(cfg.backends.len(), 2);
+        assert_eq!(cfg.kms.openbao.as_ref().unwrap().key, "dooz");
+        assert_eq!(cfg.chunking, ChunkingConfig::default());
+    }
+
     #[test]
     fn data_dir_derives_defaults() {
         let cfg = Config::load_from(None, env(&[("DOOZ_DATA_DIR", "/srv/dooz")]))

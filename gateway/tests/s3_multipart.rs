@@ -743,6 +743,75 @@ async fn checksums_and_conditions() {
     g.fsck_clean().await;
 }
 
+/// A FULL_OBJECT CRC64NVME multipart checksum equals the CRC of the whole
+/// object, combined from the part CRCs without reading data back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_object_multipart_checksum() {
+    use base64::Engine as _;
+    let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
+    let c = client(&g, true);
+    c.create_bucket().bucket("full").send().await.unwrap();
+    let id = c
+        .create_multipart_upload()
+        .bucket("full")
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let bodies = [data(5 * MIB, 21), data(5 * MIB + 3, 22), data(777, 23)];
+    let mut parts = Vec::new();
+    let mut whole = crc64fast_nvme::Digest::new();
+    for (i, b) in bodies.iter().enumerate() {
+        whole.write(b);
+        let out = c
+            .upload_part()
+            .bucket("full")
+            .key("k")
+            .upload_id(&id)
+            .part_number(i as i32 + 1)
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .body(ByteStream::from(b.clone()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(i as i32 + 1)
+                .e_tag(out.e_tag.unwrap())
+                .set_checksum_crc64_nvme(out.checksum_crc64_nvme)
+                .build(),
+        );
+    }
+    let expected = base64::engine::general_purpose::STANDARD.encode(whole.sum64().to_be_bytes());
+    let out = c
+        .complete_multipart_upload()
+        .bucket("full")
+        .key("k")
+        .upload_id(&id)
+        .multipart_upload(done(parts))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.checksum_crc64_nvme.as_deref(), Some(expected.as_str()));
+    let head = c
+        .head_object()
+        .bucket("full")
+        .key("k")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc64_nvme.as_deref(), Some(expected.as_str()));
+    assert_eq!(
+        head.checksum_type,
+        Some(aws_sdk_s3::types::ChecksumType::FullObject)
+    );
+}
+
 /// Concurrent create-only uploads: exactly one winner, the rest get 412.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_only_race_has_one_winner() {
