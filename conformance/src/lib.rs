@@ -3,10 +3,12 @@
 //! them down on drop. Used by the gateway's integration tests, the conformance
 //! suite and the benchmarks.
 
+pub mod bao;
 pub mod ports;
 pub mod process;
 pub mod seaweed;
 
+pub use bao::Bao;
 pub use ports::free_port;
 pub use process::{ChildGuard, wait_for_port};
 pub use seaweed::Seaweed;

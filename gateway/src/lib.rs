@@ -4,6 +4,7 @@ pub mod admin;
 pub mod config;
 pub mod engine;
 pub mod fsck;
+pub mod keys;
 pub mod logging;
 pub mod meta;
 pub mod metrics;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dooz_gateway::admin::cli::{self, AdminCommand};
+use dooz_gateway::admin::cli::{self, AdminCommand, KeysCommand};
 use dooz_gateway::config::Config;
 
 /// Dooz: an S3-compatible gateway that chunks, deduplicates, compresses and
@@ -49,6 +49,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Key lifecycle: rotate KEKs (re-wrap tenant master keys), start encryption epochs.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Check metadata consistency: refcounts recomputed from manifests, pack
     /// accounting, and that every referenced pack exists on its backend.
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { .. } => cli::serve(cfg).await,
             Command::Admin { command } => cli::admin(cfg, command).await,
+            Command::Keys { command } => cli::keys(cfg, command).await,
             Command::Fsck { read_packs, json } => cli::fsck(cfg, read_packs, json).await,
             Command::Config => cli::print_config(&cfg),
         }

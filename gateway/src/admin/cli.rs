@@ -24,6 +24,42 @@ pub enum AdminCommand {
 }
 
 #[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Add a new version to the local root keyring file; new wraps use it.
+    /// Then run `dooz keys rotate` to re-wrap the tenants' master keys.
+    RotateRoot,
+    /// Re-wrap every tenant master key under its KEK provider's newest key
+    /// version (after rotating the local root key, or the OpenBao transit key).
+    /// Touches no data; batched and resumable; prints progress.
+    Rotate {
+        /// Only tenants wrapped by this provider ("local", "openbao").
+        #[arg(long)]
+        provider: Option<String>,
+        /// Only tenants wrapped by this key reference.
+        #[arg(long)]
+        key_ref: Option<String>,
+        /// Resume after this tenant id (printed by an interrupted run).
+        #[arg(long)]
+        resume_after: Option<String>,
+        /// Tenants per batch.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
+    /// Start a new encryption epoch for a tenant: new chunks use new keys,
+    /// older epochs stay readable.
+    NewEpoch {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show each tenant's KEK provider, key reference, KEK version and epoch.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant with a fresh master key wrapped by a KEK provider.
     Create {
@@ -316,5 +352,109 @@ pub fn print_config(cfg: &Config) -> CliResult {
         ob.token = Some("<redacted>".into());
     }
     println!("{}", toml::to_string_pretty(&shown).map_err(err)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn keys(cfg: Config, cmd: KeysCommand) -> CliResult {
+    match cmd {
+        KeysCommand::RotateRoot => {
+            if std::env::var_os("DOOZ_ROOT_KEY").is_some() {
+                return Err(
+                    "the root keyring comes from DOOZ_ROOT_KEY: add a version there (N:base64 entries) instead"
+                        .into(),
+                );
+            }
+            let path = cfg
+                .kms
+                .root_key_file
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("root.key"));
+            let kek = dooz_keyvault::LocalKek::open(&path).map_err(err)?;
+            let v = kek.rotate().map_err(err)?;
+            println!(
+                "root keyring {} now wraps with version {v}; run `dooz keys rotate --provider local` next",
+                path.display()
+            );
+        }
+        KeysCommand::Rotate {
+            provider,
+            key_ref,
+            resume_after,
+            batch,
+        } => {
+            let ctx = Context::open(cfg).await.map_err(err)?;
+            let filter = dooz_keyvault::RotationFilter { provider, key_ref };
+            let mut progress = |r: &dooz_keyvault::RotationReport| {
+                eprintln!(
+                    "  scanned {} rewrapped {} current {} failed {} (last tenant {})",
+                    r.scanned,
+                    r.rewrapped,
+                    r.already_current,
+                    r.failed,
+                    r.last_tenant.as_deref().unwrap_or("-")
+                );
+            };
+            let report = crate::keys::rotate(
+                ctx.meta.clone(),
+                ctx.engine.vault(),
+                filter,
+                resume_after,
+                batch,
+                &mut progress,
+            )
+            .await
+            .map_err(err)?;
+            println!(
+                "rotation done: {} tenants scanned, {} re-wrapped, {} already current, {} changed concurrently, {} failed",
+                report.scanned,
+                report.rewrapped,
+                report.already_current,
+                report.skipped_changed,
+                report.failed
+            );
+            for (tenant, e) in &report.failures {
+                println!("  failed: tenant {tenant}: {e}");
+            }
+            if report.failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        KeysCommand::NewEpoch { tenant } => {
+            let ctx = Context::open(cfg).await.map_err(err)?;
+            let t = tenancy::find_tenant(ctx.meta.as_ref(), &tenant)
+                .await
+                .map_err(err)?;
+            let e = crate::keys::new_epoch(ctx.meta.as_ref(), &t)
+                .await
+                .map_err(err)?;
+            println!("tenant {} now writes with encryption epoch {e}", t.name);
+        }
+        KeysCommand::Status { json } => {
+            let ctx = Context::open(cfg).await.map_err(err)?;
+            let mut rows = Vec::new();
+            for t in ctx.meta.list_tenants().await.map_err(err)? {
+                let w = dooz_keyvault::WrappedTmk::from_bytes(&t.wrapped_tmk).map_err(err)?;
+                rows.push((t, w));
+            }
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(t, w)| serde_json::json!({"tenant": t.name, "id": t.id, "provider": w.provider, "key_ref": w.key_ref, "kek_version": w.kek_version, "epoch": t.current_epoch, "cipher": t.cipher}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!(
+                    "{:<24} {:<10} {:<20} {:>11} {:>6}",
+                    "TENANT", "PROVIDER", "KEY REF", "KEK VERSION", "EPOCH"
+                );
+                for (t, w) in rows {
+                    println!(
+                        "{:<24} {:<10} {:<20} {:>11} {:>6}",
+                        t.name, w.provider, w.key_ref, w.kek_version, t.current_epoch
+                    );
+                }
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -54,6 +54,8 @@ pub struct Options {
     pub pack_target: Option<usize>,
     /// Use this backend instead of starting one (a second gateway of a deployment).
     pub backend_config: Option<BackendConfig>,
+    /// OpenBao transit as a second KEK provider.
+    pub openbao: Option<dooz_gateway::config::OpenBaoSection>,
 }
 
 impl Options {
@@ -64,6 +66,7 @@ impl Options {
             chunking: None,
             pack_target: None,
             backend_config: None,
+            openbao: None,
         }
     }
 }
@@ -134,6 +137,7 @@ pub async fn start_with(opts: Options, meta: MetaHandle, seaweed: Option<Seaweed
     if let Some(p) = opts.pack_target {
         cfg.chunking.pack_target_size = p;
     }
+    cfg.kms.openbao = opts.openbao.clone();
     // A shared root key, so gateways of one deployment open each other's tenants.
     cfg.kms.root_key_file = Some(shared_root_key(&meta, &data_dir));
     let cfg = cfg.finish().expect("config");
@@ -200,14 +204,24 @@ impl Gateway {
 
     /// Creates another tenant and an admin user in it.
     pub async fn new_tenant(&self, name: &str) -> (Tenant, String, Zeroizing<String>) {
+        self.new_tenant_with(name, "local", "root").await
+    }
+
+    /// A tenant whose master key the named KEK provider wraps.
+    pub async fn new_tenant_with(
+        &self,
+        name: &str,
+        provider: &str,
+        key_ref: &str,
+    ) -> (Tenant, String, Zeroizing<String>) {
         let e = self.engine();
         let t = tenancy::create_tenant(
             e.meta().as_ref(),
             e.vault(),
             NewTenant {
                 name,
-                provider: "local",
-                key_ref: "root",
+                provider,
+                key_ref,
                 cipher: "chacha20-poly1305",
             },
         )
