@@ -5,36 +5,13 @@
 
 mod support;
 
+use support::{get, put};
+
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use dooz_conformance::Bao;
 use dooz_gateway::config::OpenBaoSection;
 use dooz_keyvault::{LocalKek, RotationFilter, WrappedTmk};
 use support::gateway::{Backend, Meta, Options, start};
-
-async fn put(c: &Client, b: &str, k: &str, body: Vec<u8>) {
-    c.put_object()
-        .bucket(b)
-        .key(k)
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {k}: {e:?}"));
-}
-
-async fn get(c: &Client, b: &str, k: &str) -> Vec<u8> {
-    c.get_object()
-        .bucket(b)
-        .key(k)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {k}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epochs_and_root_key_rotation_keep_everything_readable() {
@@ -43,14 +20,14 @@ async fn epochs_and_root_key_rotation_keep_everything_readable() {
     c.create_bucket().bucket("keys").send().await.unwrap();
     let old = vec![1u8; 300_000];
     let new = vec![2u8; 300_000];
-    put(&c, "keys", "old", old.clone()).await;
+    put(&c, "keys", "old", &old).await;
 
     let meta = g.engine().meta().clone();
     let epoch = dooz_gateway::keys::new_epoch(meta.as_ref(), &g.tenant)
         .await
         .unwrap();
     assert_eq!(epoch, 1);
-    put(&c, "keys", "new", new.clone()).await;
+    put(&c, "keys", "new", &new).await;
     let epoch_of = |key: &'static str| {
         let meta = meta.clone();
         let tenant = g.tenant.id;
@@ -104,7 +81,7 @@ async fn epochs_and_root_key_rotation_keep_everything_readable() {
     assert_eq!(get(&c, "keys", "new").await, new);
     let other = g.client_as(&ak, &sk);
     other.create_bucket().bucket("second").send().await.unwrap();
-    put(&other, "second", "k", vec![3u8; 10]).await;
+    put(&other, "second", "k", &[3u8; 10]).await;
     assert_eq!(get(&other, "second", "k").await, vec![3u8; 10]);
     g.fsck_clean().await;
 }
@@ -135,7 +112,7 @@ async fn openbao_tenant_and_kms_outage() {
     );
     let c = g.client_as(&ak, &sk);
     c.create_bucket().bucket("byok").send().await.unwrap();
-    put(&c, "byok", "k", b"kept by the tenant's own key".to_vec()).await;
+    put(&c, "byok", "k", b"kept by the tenant's own key").await;
     assert_eq!(get(&c, "byok", "k").await, b"kept by the tenant's own key");
 
     bao.stop();
@@ -165,6 +142,6 @@ async fn openbao_tenant_and_kms_outage() {
         .send()
         .await
         .unwrap();
-    put(&root, "local-tenant", "k", vec![5u8; 1000]).await;
+    put(&root, "local-tenant", "k", &[5u8; 1000]).await;
     assert_eq!(get(&root, "local-tenant", "k").await, vec![5u8; 1000]);
 }

@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::{code, get};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -15,37 +17,6 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use dooz_conformance::{ChildGuard, free_port, wait_for_port};
 use support::gateway::{Backend, Meta, MetaHandle, Options, start, start_with};
-
-fn code<E, R>(r: Result<R, aws_sdk_s3::error::SdkError<E>>) -> String
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    match r {
-        Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => match e.as_service_error() {
-            Some(s) if s.code().is_some() => s.code().unwrap_or_default().to_owned(),
-            _ => format!(
-                "<{}>",
-                e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
-            ),
-        },
-    }
-}
-
-async fn read(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
-    c.get_object()
-        .bucket(b)
-        .key(k)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {k}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_outage_commits_nothing_and_recovers() {
@@ -76,8 +47,8 @@ async fn backend_outage_commits_nothing_and_recovers() {
         .send()
         .await;
     assert_eq!(code(put), "ServiceUnavailable");
-    let get = c.get_object().bucket("outage").key("before").send().await;
-    assert_eq!(code(get), "ServiceUnavailable");
+    let during = c.get_object().bucket("outage").key("before").send().await;
+    assert_eq!(code(during), "ServiceUnavailable");
     // Nothing was committed for the failed write.
     assert_eq!(
         code(c.head_object().bucket("outage").key("during").send().await),
@@ -95,7 +66,7 @@ async fn backend_outage_commits_nothing_and_recovers() {
     .await
     .unwrap();
     // Recovery needs no restart of the gateway.
-    assert_eq!(read(&c, "outage", "before").await, vec![7u8; 300_000]);
+    assert_eq!(get(&c, "outage", "before").await, vec![7u8; 300_000]);
     c.put_object()
         .bucket("outage")
         .key("after")
@@ -103,7 +74,7 @@ async fn backend_outage_commits_nothing_and_recovers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(read(&c, "outage", "after").await, vec![9u8; 300_000]);
+    assert_eq!(get(&c, "outage", "after").await, vec![9u8; 300_000]);
     let ready = reqwest::get(format!("{}/health/ready", g.admin))
         .await
         .unwrap();
@@ -148,7 +119,7 @@ async fn two_gateways_share_one_postgres() {
             .send()
             .await
             .unwrap();
-        assert_eq!(read(reader, "shared", "k").await, body, "round {round}");
+        assert_eq!(get(reader, "shared", "k").await, body, "round {round}");
     }
     cb.delete_object()
         .bucket("shared")
@@ -333,5 +304,5 @@ async fn binary_first_start_admin_and_graceful_shutdown() {
         !log2.contains("secret key:"),
         "credentials are printed only once"
     );
-    assert_eq!(read(&c, "graceful", "slow").await, expected);
+    assert_eq!(get(&c, "graceful", "slow").await, expected);
 }

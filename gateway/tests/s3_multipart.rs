@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::{code, get, pseudo_random as data};
+
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::primitives::ByteStream;
@@ -14,35 +16,6 @@ use aws_sdk_s3::types::{
 use support::gateway::{Backend, Gateway, Meta, Options, start};
 
 const MIB: usize = 1024 * 1024;
-
-fn code<E, R>(r: Result<R, aws_sdk_s3::error::SdkError<E>>) -> String
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    match r {
-        Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => match e.as_service_error() {
-            Some(s) if s.code().is_some() => s.code().unwrap_or_default().to_owned(),
-            _ => format!(
-                "<{}>",
-                e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
-            ),
-        },
-    }
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A client that sends CRC checksums (trailers on streaming PUTs) when it can,
 /// or only when an operation requires them.
@@ -66,20 +39,6 @@ fn client(g: &Gateway, checksums_when_supported: bool) -> Client {
             .response_checksum_validation(resp)
             .build(),
     )
-}
-
-async fn read(c: &Client, b: &str, k: &str) -> Vec<u8> {
-    c.get_object()
-        .bucket(b)
-        .key(k)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {k}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
 }
 
 async fn upload_part(c: &Client, b: &str, k: &str, id: &str, n: i32, body: &[u8]) -> CompletedPart {
@@ -170,7 +129,7 @@ async fn multipart_round_trip(checksums: bool) {
     let mut whole = p1.clone();
     whole.extend_from_slice(&p2);
     whole.extend_from_slice(&p3);
-    assert_eq!(read(&c, "mpu", "obj").await, whole);
+    assert_eq!(get(&c, "mpu", "obj").await, whole);
     let head = c
         .head_object()
         .bucket("mpu")
@@ -298,7 +257,7 @@ async fn multipart_errors_and_exact_refcounts() {
     // A subset of the parts: the unchosen part's references are released.
     complete(vec![big.clone(), last.clone()]).await.unwrap();
     g.fsck_clean().await;
-    assert_eq!(read(&c, "mperr", "k").await.len(), 5 * MIB + 100);
+    assert_eq!(get(&c, "mperr", "k").await.len(), 5 * MIB + 100);
 
     // Create-only completion when the key exists.
     let id2 = c
@@ -518,8 +477,8 @@ async fn copies_add_references_not_chunks() {
         .send()
         .await
         .unwrap();
-    assert_eq!(read(&c, "dst", "assembled").await, expected);
-    assert_eq!(read(&c, "dst", "copy").await, body);
+    assert_eq!(get(&c, "dst", "assembled").await, expected);
+    assert_eq!(get(&c, "dst", "copy").await, body);
     assert_eq!(
         g.backend_bytes().await,
         before,
@@ -549,7 +508,7 @@ async fn copies_add_references_not_chunks() {
         .send()
         .await
         .unwrap();
-    assert_eq!(read(&c, "dst", "assembled").await, expected);
+    assert_eq!(get(&c, "dst", "assembled").await, expected);
     g.fsck_clean().await;
 }
 
@@ -841,7 +800,7 @@ async fn create_only_race_has_one_winner() {
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?}");
-    assert_eq!(read(&c, "race", "once").await, vec![winners[0]; 200_000]);
+    assert_eq!(get(&c, "race", "once").await, vec![winners[0]; 200_000]);
     g.fsck_clean().await;
 }
 

@@ -5,54 +5,12 @@
 
 mod support;
 
+use support::{code, get, pseudo_random, put};
+
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use support::gateway::{Backend, Meta, Options, start};
-
-/// The S3 error code of a failed SDK call.
-fn code<E, R>(r: Result<R, aws_sdk_s3::error::SdkError<E>>) -> String
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    match r {
-        Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => match e.as_service_error() {
-            Some(s) if s.code().is_some() => s.code().unwrap_or_default().to_owned(),
-            _ => format!(
-                "<{}>",
-                e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
-            ),
-        },
-    }
-}
-
-async fn put(c: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
-        .e_tag
-        .unwrap_or_default()
-}
-
-async fn get(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    c.get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .to_vec()
-}
 
 async fn get_range(c: &Client, key: &str, range: &str) -> (Vec<u8>, Option<String>) {
     let out = c
@@ -90,18 +48,6 @@ async fn list_all(c: &Client, bucket: &str, prefix: &str, page: i32) -> Vec<Stri
         }
     }
     keys
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 async fn object_lifecycle(meta: Meta, backend: Backend) {

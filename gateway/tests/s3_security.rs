@@ -4,29 +4,14 @@
 
 mod support;
 
+use support::code;
+
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use dooz_gateway::meta::Policy;
 use support::gateway::{Backend, Meta, Options, local_packs_dir, start};
-
-fn code<E, R>(r: Result<R, aws_sdk_s3::error::SdkError<E>>) -> String
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    match r {
-        Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => match e.as_service_error() {
-            Some(s) if s.code().is_some() => s.code().unwrap_or_default().to_owned(),
-            _ => format!(
-                "<{}>",
-                e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
-            ),
-        },
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_never_see_each_other() {

@@ -52,6 +52,43 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// The five `checksum_*` fields S3 inputs and outputs carry, with their algorithm.
+macro_rules! checksum_fields {
+    ($x:expr) => {{
+        use $crate::engine::ChecksumAlgorithm as A;
+        [
+            (A::Crc32, $x.checksum_crc32.clone()),
+            (A::Crc32c, $x.checksum_crc32c.clone()),
+            (A::Crc64Nvme, $x.checksum_crc64nvme.clone()),
+            (A::Sha1, $x.checksum_sha1.clone()),
+            (A::Sha256, $x.checksum_sha256.clone()),
+        ]
+    }};
+}
+pub(super) use checksum_fields;
+
+/// The representation headers and user metadata of a write request.
+macro_rules! request_attrs {
+    ($i:expr) => {
+        $crate::meta::ObjectAttrs {
+            content_type: $i.content_type.clone(),
+            content_encoding: $i.content_encoding.clone(),
+            content_disposition: $i.content_disposition.clone(),
+            content_language: $i.content_language.clone(),
+            cache_control: $i.cache_control.clone(),
+            expires: $i.expires.as_ref().and_then($crate::s3::convert::http_date),
+            user_metadata: $i
+                .metadata
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }
+    };
+}
+pub(super) use request_attrs;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,12 +4,12 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::DoozS3;
-use super::convert::{etag, http_date, timestamp};
+use super::convert::{etag, request_attrs, timestamp};
 use super::errors::IntoS3;
 use super::multipart::set_checksums;
 use super::objects::read_conditions;
 use crate::engine::{CopySource as EngineSource, MetadataDirective, ReadConditions};
-use crate::meta::{ObjectAttrs, WriteConditions};
+use crate::meta::WriteConditions;
 
 pub(super) fn source_conditions(
     if_match: Option<&ETagCondition>,
@@ -59,16 +59,7 @@ pub async fn copy_object(
     let src = copy_source(&i.copy_source, conditions)?;
     let directive = match i.metadata_directive.as_ref().map(|d| d.as_str()) {
         None | Some("COPY") => MetadataDirective::Copy,
-        Some("REPLACE") => MetadataDirective::Replace(Box::new(ObjectAttrs {
-            content_type: i.content_type,
-            content_encoding: i.content_encoding,
-            content_disposition: i.content_disposition,
-            content_language: i.content_language,
-            cache_control: i.cache_control,
-            expires: i.expires.as_ref().and_then(http_date),
-            user_metadata: i.metadata.unwrap_or_default().into_iter().collect(),
-            ..Default::default()
-        })),
+        Some("REPLACE") => MetadataDirective::Replace(Box::new(request_attrs!(i))),
         Some(other) => {
             return Err(s3_error!(
                 InvalidArgument,

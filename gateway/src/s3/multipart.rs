@@ -7,14 +7,14 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::DoozS3;
-use super::convert::{etag, etag_condition, http_date, timestamp};
+use super::convert::{checksum_fields, etag, etag_condition, request_attrs, timestamp};
 use super::copy::{copy_source, source_conditions};
 use super::errors::IntoS3;
 use super::objects::{expected_checksums, range};
 use crate::engine::{
     ChecksumAlgorithm, CompleteRequest, CompletedPart, CreateMultipart, parse_part_number,
 };
-use crate::meta::{ObjectAttrs, WriteConditions};
+use crate::meta::WriteConditions;
 
 const DEFAULT_MAX_PARTS: usize = 1000;
 const DEFAULT_MAX_UPLOADS: usize = 1000;
@@ -69,16 +69,7 @@ pub async fn create_multipart_upload(
             CreateMultipart {
                 bucket: i.bucket.clone(),
                 key: i.key.clone(),
-                attrs: ObjectAttrs {
-                    content_type: i.content_type,
-                    content_encoding: i.content_encoding,
-                    content_disposition: i.content_disposition,
-                    content_language: i.content_language,
-                    cache_control: i.cache_control,
-                    expires: i.expires.as_ref().and_then(http_date),
-                    user_metadata: i.metadata.unwrap_or_default().into_iter().collect(),
-                    ..Default::default()
-                },
+                attrs: request_attrs!(i),
                 checksum_algorithm,
                 checksum_type: i.checksum_type.map(|t| t.as_str().to_owned()),
             },
@@ -103,16 +94,7 @@ pub async fn upload_part(
     let expected = expected_checksums(
         &req,
         req.input.content_md5.clone(),
-        [
-            (ChecksumAlgorithm::Crc32, req.input.checksum_crc32.clone()),
-            (ChecksumAlgorithm::Crc32c, req.input.checksum_crc32c.clone()),
-            (
-                ChecksumAlgorithm::Crc64Nvme,
-                req.input.checksum_crc64nvme.clone(),
-            ),
-            (ChecksumAlgorithm::Sha1, req.input.checksum_sha1.clone()),
-            (ChecksumAlgorithm::Sha256, req.input.checksum_sha256.clone()),
-        ],
+        checksum_fields!(req.input),
     )?;
     let i = req.input;
     let part_number = parse_part_number(i.part_number).s3()?;
@@ -202,19 +184,10 @@ pub async fn upload_part_copy(
 }
 
 fn part_checksums(p: &s3s::dto::CompletedPart) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    for (alg, v) in [
-        (ChecksumAlgorithm::Crc32, &p.checksum_crc32),
-        (ChecksumAlgorithm::Crc32c, &p.checksum_crc32c),
-        (ChecksumAlgorithm::Crc64Nvme, &p.checksum_crc64nvme),
-        (ChecksumAlgorithm::Sha1, &p.checksum_sha1),
-        (ChecksumAlgorithm::Sha256, &p.checksum_sha256),
-    ] {
-        if let Some(v) = v {
-            m.insert(alg.as_str().to_owned(), v.clone());
-        }
-    }
-    m
+    checksum_fields!(p)
+        .into_iter()
+        .filter_map(|(alg, v)| v.map(|v| (alg.as_str().to_owned(), v)))
+        .collect()
 }
 
 pub async fn complete_multipart_upload(
@@ -240,15 +213,9 @@ pub async fn complete_multipart_upload(
             })
         })
         .collect::<S3Result<Vec<_>>>()?;
-    let object_checksum = [
-        (ChecksumAlgorithm::Crc32, i.checksum_crc32),
-        (ChecksumAlgorithm::Crc32c, i.checksum_crc32c),
-        (ChecksumAlgorithm::Crc64Nvme, i.checksum_crc64nvme),
-        (ChecksumAlgorithm::Sha1, i.checksum_sha1),
-        (ChecksumAlgorithm::Sha256, i.checksum_sha256),
-    ]
-    .into_iter()
-    .find_map(|(a, v)| v.map(|v| (a, v)));
+    let object_checksum = checksum_fields!(i)
+        .into_iter()
+        .find_map(|(a, v)| v.map(|v| (a, v)));
     let out = s
         .engine
         .complete_multipart(

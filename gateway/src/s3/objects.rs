@@ -7,13 +7,15 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::DoozS3;
-use super::convert::{etag, etag_condition, http_date, millis, parse_http_date, timestamp};
+use super::convert::{
+    checksum_fields, etag, etag_condition, millis, parse_http_date, request_attrs, timestamp,
+};
 use super::errors::{IntoS3, to_s3};
 use crate::engine::{
     ByteRange, ChecksumAlgorithm, EngineError, ExpectedChecksums, GetOutcome, GetRequest,
     PutRequest, ReadConditions, parse_part_number, part_span,
 };
-use crate::meta::{ObjectAttrs, ObjectVersion, WriteConditions};
+use crate::meta::{ObjectVersion, WriteConditions};
 
 /// DeleteObjects accepts at most this many keys, as S3 does.
 const MAX_DELETE_KEYS: usize = 1000;
@@ -60,10 +62,6 @@ pub(super) fn expected_checksums<T>(
     })
 }
 
-pub(super) fn checksum_field(attrs: &ObjectAttrs, alg: ChecksumAlgorithm) -> Option<String> {
-    attrs.checksums.get(alg.as_str()).cloned()
-}
-
 pub async fn put_object(
     s: &DoozS3,
     req: S3Request<PutObjectInput>,
@@ -72,47 +70,21 @@ pub async fn put_object(
     let expected = expected_checksums(
         &req,
         req.input.content_md5.clone(),
-        [
-            (ChecksumAlgorithm::Crc32, req.input.checksum_crc32.clone()),
-            (ChecksumAlgorithm::Crc32c, req.input.checksum_crc32c.clone()),
-            (
-                ChecksumAlgorithm::Crc64Nvme,
-                req.input.checksum_crc64nvme.clone(),
-            ),
-            (ChecksumAlgorithm::Sha1, req.input.checksum_sha1.clone()),
-            (ChecksumAlgorithm::Sha256, req.input.checksum_sha256.clone()),
-        ],
+        checksum_fields!(req.input),
     )?;
+    if req.input.sse_customer_key.is_some() {
+        return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
+    }
+    let attrs = request_attrs!(req.input);
     let PutObjectInput {
         body,
         bucket,
         key,
-        cache_control,
-        content_disposition,
-        content_encoding,
-        content_language,
         content_length,
-        content_type,
-        expires,
         if_match,
         if_none_match,
-        metadata,
-        sse_customer_key,
         ..
     } = req.input;
-    if sse_customer_key.is_some() {
-        return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
-    }
-    let attrs = ObjectAttrs {
-        content_type,
-        content_encoding,
-        content_disposition,
-        content_language,
-        cache_control,
-        expires: expires.as_ref().and_then(http_date),
-        user_metadata: metadata.unwrap_or_default().into_iter().collect(),
-        ..Default::default()
-    };
     let request = PutRequest {
         bucket,
         key,
@@ -223,7 +195,7 @@ pub async fn get_object(
     // Whole-object checksums describe whole objects: not sent for ranges.
     let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
     let body = body.map_err(|e: EngineError| std::io::Error::other(e.to_string()));
-    let output = GetObjectOutput {
+    let mut output = GetObjectOutput {
         body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))),
         accept_ranges: Some("bytes".into()),
         content_length: i64::try_from(content_length).ok(),
@@ -248,26 +220,12 @@ pub async fn get_object(
         metadata: rep.metadata,
         version_id: (version.version_id != "null").then(|| version.version_id.clone()),
         parts_count: parts_count.and_then(|n| i32::try_from(n).ok()),
-        checksum_crc32: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Crc32))
-            .flatten(),
-        checksum_crc32c: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Crc32c))
-            .flatten(),
-        checksum_crc64nvme: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Crc64Nvme))
-            .flatten(),
-        checksum_sha1: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Sha1))
-            .flatten(),
-        checksum_sha256: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Sha256))
-            .flatten(),
-        checksum_type: with_checksums
-            .then(|| a.checksum_type.clone().map(ChecksumType::from))
-            .flatten(),
         ..Default::default()
     };
+    if with_checksums {
+        super::multipart::set_checksums!(output, a.checksums.clone());
+        output.checksum_type = a.checksum_type.clone().map(ChecksumType::from);
+    }
     Ok(S3Response::new(output))
 }
 
@@ -312,7 +270,7 @@ pub async fn head_object(
     };
     let rep = representation(&version);
     let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
-    let output = HeadObjectOutput {
+    let mut output = HeadObjectOutput {
         accept_ranges: Some("bytes".into()),
         content_length: i64::try_from(span.map_or(a.size, |(x, y)| y - x + 1)).ok(),
         content_range: span.map(|(x, y)| format!("bytes {x}-{y}/{}", a.size)),
@@ -327,26 +285,12 @@ pub async fn head_object(
         metadata: rep.metadata,
         version_id: (version.version_id != "null").then(|| version.version_id.clone()),
         parts_count: parts_count.and_then(|n| i32::try_from(n).ok()),
-        checksum_crc32: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Crc32))
-            .flatten(),
-        checksum_crc32c: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Crc32c))
-            .flatten(),
-        checksum_crc64nvme: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Crc64Nvme))
-            .flatten(),
-        checksum_sha1: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Sha1))
-            .flatten(),
-        checksum_sha256: with_checksums
-            .then(|| checksum_field(a, ChecksumAlgorithm::Sha256))
-            .flatten(),
-        checksum_type: with_checksums
-            .then(|| a.checksum_type.clone().map(ChecksumType::from))
-            .flatten(),
         ..Default::default()
     };
+    if with_checksums {
+        super::multipart::set_checksums!(output, a.checksums.clone());
+        output.checksum_type = a.checksum_type.clone().map(ChecksumType::from);
+    }
     Ok(S3Response::new(output))
 }
 

@@ -58,3 +58,63 @@ pub fn seaweed_backend(sw: &Seaweed, bucket: &str) -> dooz_gateway::store::Backe
         create_only: true,
     })
 }
+
+/// The S3 error code of a failed SDK call, or `<status>` when the answer has
+/// no code (HEAD, 304).
+pub fn code<E, R>(r: Result<R, aws_sdk_s3::error::SdkError<E>>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => match e.as_service_error() {
+            Some(s) if s.code().is_some() => s.code().unwrap_or_default().to_owned(),
+            _ => format!(
+                "<{}>",
+                e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
+            ),
+        },
+    }
+}
+
+/// PUTs a body; returns the ETag.
+pub async fn put(c: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+        .e_tag
+        .unwrap_or_default()
+}
+
+/// GETs a whole object.
+pub async fn get(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    c.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .to_vec()
+}
+
+/// Incompressible bytes, reproducible from a seed (xorshift).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
