@@ -30,6 +30,11 @@ pub struct Metrics {
     pub backend_duration: HistogramVec,
     pub backend_written_bytes: IntCounterVec,
     pub meta_duration: HistogramVec,
+    pub meta_errors: IntCounterVec,
+    pub meta_transaction_retries: IntCounterVec,
+    pub meta_pool: IntGaugeVec,
+    pub meta_pool_max: IntGaugeVec,
+    pub backend_retries: IntCounterVec,
     pub commit_conflicts: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub memory_budget_wait: Histogram,
@@ -50,6 +55,13 @@ fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Histo
     .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     register(r, Box::new(h.clone()), name);
     h
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(r, Box::new(g.clone()), name);
+    g
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -91,6 +103,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     )
     .unwrap_or_else(|e| panic!("metric: {e}"));
     register(&r, Box::new(memory_budget_wait.clone()), "memory_wait");
+    // process_* (resident memory, CPU, open fds) as every exporter has them.
+    register(
+        &r,
+        Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        "process",
+    );
     Metrics {
         s3_requests: counter_vec(
             &r,
@@ -155,6 +173,36 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Metadata store operation latency",
             &["store", "operation"],
         ),
+        meta_errors: counter_vec(
+            &r,
+            "dooz_meta_operation_errors_total",
+            "Metadata store operations that failed (conditions refused included)",
+            &["store", "operation"],
+        ),
+        meta_transaction_retries: counter_vec(
+            &r,
+            "dooz_meta_transaction_retries_total",
+            "Transactions run again after a serialization failure or deadlock",
+            &["store"],
+        ),
+        meta_pool: gauge_vec(
+            &r,
+            "dooz_meta_pool_connections",
+            "Metadata store connections by state (in_use, idle)",
+            &["store", "state"],
+        ),
+        meta_pool_max: gauge_vec(
+            &r,
+            "dooz_meta_pool_max_connections",
+            "The metadata store's connection limit",
+            &["store"],
+        ),
+        backend_retries: counter_vec(
+            &r,
+            "dooz_backend_retries_total",
+            "Backend HTTP attempts beyond the first, by backend and operation",
+            &["backend", "operation"],
+        ),
         commit_conflicts: counter_vec(
             &r,
             "dooz_commit_conflicts_total",
@@ -167,7 +215,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
-pub fn backend_request(backend: &str, op: &str, started: Instant, ok: bool) {
+/// One backend operation: its result, latency (retries included) and the
+/// HTTP attempts it took beyond the first.
+pub fn backend_request(backend: &str, op: &str, started: Instant, ok: bool, attempts: u32) {
     let m = &*METRICS;
     m.backend_requests
         .with_label_values(&[backend, op, if ok { "ok" } else { "error" }])
@@ -175,6 +225,38 @@ pub fn backend_request(backend: &str, op: &str, started: Instant, ok: bool) {
     m.backend_duration
         .with_label_values(&[backend, op])
         .observe(started.elapsed().as_secs_f64());
+    if attempts > 1 {
+        m.backend_retries
+            .with_label_values(&[backend, op])
+            .inc_by(u64::from(attempts - 1));
+    }
+}
+
+/// One metadata store operation (a transaction, retries included).
+pub fn meta_operation(store: &str, op: &str, started: Instant, ok: bool) {
+    let m = &*METRICS;
+    m.meta_duration
+        .with_label_values(&[store, op])
+        .observe(started.elapsed().as_secs_f64());
+    if !ok {
+        m.meta_errors.with_label_values(&[store, op]).inc();
+    }
+}
+
+/// Connection pool gauges, refreshed at scrape time.
+pub fn meta_pool(store: &str, status: &crate::meta::PoolStatus) {
+    let m = &*METRICS;
+    m.meta_pool
+        .with_label_values(&[store, "in_use"])
+        .set(i64::try_from(status.in_use).unwrap_or(i64::MAX));
+    m.meta_pool
+        .with_label_values(&[store, "idle"])
+        .set(i64::try_from(status.idle).unwrap_or(i64::MAX));
+    if let Some(max) = status.max {
+        m.meta_pool_max
+            .with_label_values(&[store])
+            .set(i64::try_from(max).unwrap_or(i64::MAX));
+    }
 }
 
 pub fn backend_bytes_written(backend: &str, bytes: usize) {

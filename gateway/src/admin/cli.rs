@@ -21,6 +21,15 @@ pub enum AdminCommand {
     /// Buckets.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// Logical vs stored bytes: objects, unique chunks (plaintext and as
+    /// stored), packs; the dedup and compression ratios follow from them.
+    Usage {
+        /// Only this tenant (name or id).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -313,6 +322,32 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
                 for (t, b) in rows {
                     println!("{:<40} {:<24} {}", b.name, t, b.backend);
                 }
+            }
+        }
+        AdminCommand::Usage { tenant, json } => {
+            let id = match tenant {
+                Some(t) => Some(tenancy::find_tenant(meta, &t).await.map_err(err)?.id),
+                None => None,
+            };
+            let u = meta.usage(id).await.map_err(err)?;
+            if json {
+                println!("{}", serde_json::to_string(&u).map_err(err)?);
+            } else {
+                let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+                println!("objects              {}", u.objects);
+                println!("logical bytes        {}", u.logical_bytes);
+                println!("unique chunks        {}", u.chunks);
+                println!("unique chunk bytes   {}", u.chunk_plain_bytes);
+                println!("stored chunk bytes   {}", u.chunk_stored_bytes);
+                println!("packs                {} ({} bytes)", u.packs, u.pack_bytes);
+                println!(
+                    "dedup ratio          {:.2}",
+                    ratio(u.logical_bytes, u.chunk_plain_bytes)
+                );
+                println!(
+                    "compression ratio    {:.2}",
+                    ratio(u.chunk_plain_bytes, u.chunk_stored_bytes)
+                );
             }
         }
     }

@@ -61,11 +61,15 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
         let engine = self.engine.clone();
         Box::pin(async move {
             let res = match req.uri().path() {
-                "/metrics" => text(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    crate::metrics::render(),
-                ),
+                "/metrics" => {
+                    let meta = engine.meta();
+                    crate::metrics::meta_pool(meta.kind(), &meta.pool_status());
+                    text(
+                        StatusCode::OK,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        crate::metrics::render(),
+                    )
+                }
                 "/health/live" => text(StatusCode::OK, "text/plain", "ok\n".into()),
                 "/health/ready" => {
                     let (ok, body) = readiness(&engine).await;

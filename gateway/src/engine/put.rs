@@ -135,9 +135,7 @@ impl Engine {
             new_packs: staged.new_packs,
             conditions: req.conditions,
         };
-        let started = Instant::now();
         let outcome = self.inner.meta.commit_object(commit).await;
-        observe_meta(self, "commit_object", started);
         let outcome = outcome.inspect_err(|e| {
             if matches!(e, crate::meta::MetaError::PreconditionFailed(_)) {
                 METRICS
@@ -215,13 +213,7 @@ impl Engine {
     }
 }
 
-fn observe_meta(engine: &Engine, op: &str, started: Instant) {
-    METRICS
-        .meta_duration
-        .with_label_values(&[engine.inner.meta.kind(), op])
-        .observe(started.elapsed().as_secs_f64());
-}
-
+/// New chunks are counted where they are sealed; here the rest of a write.
 pub(crate) fn record_write(logical: u64, stored: u64, dedup_chunks: u64) {
     METRICS.logical_bytes.inc_by(logical);
     METRICS.stored_bytes.inc_by(stored);

@@ -107,6 +107,8 @@ pub trait MetaStore: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Cheap round trip, for /health/ready.
     async fn ping(&self) -> MetaResult<()>;
+    /// Connections in use and idle, for metrics.
+    fn pool_status(&self) -> PoolStatus;
 
     // --- tenants and users ---
     async fn create_tenant(&self, tenant: &Tenant) -> MetaResult<()>;

@@ -242,8 +242,17 @@ pub struct PackRecord {
     pub created_at: Millis,
 }
 
-/// Logical vs stored totals of one tenant (or all, summed).
+/// A metadata store's connections, for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub in_use: usize,
+    pub idle: usize,
+    /// The pool's limit, where it has one.
+    pub max: Option<usize>,
+}
+
+/// Logical vs stored totals of one tenant (or all, summed).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct UsageStats {
     pub objects: u64,
     pub logical_bytes: u64,

@@ -21,6 +21,7 @@ use tokio_postgres::{Config, IsolationLevel, NoTls};
 
 use super::codec::now_millis;
 use super::migrate;
+use super::model::PoolStatus;
 use super::sql::{Driver, Job, Row, Tx, Value, sql_context};
 use super::store::SqlStore;
 use super::{MetaError, MetaResult};
@@ -160,6 +161,10 @@ impl PgDriver {
                     let backoff = 2u64 << attempt.min(6);
                     let jitter = rand::rng().random_range(0..=backoff);
                     tracing::debug!(attempt, error = %e, "retrying a PostgreSQL transaction");
+                    crate::metrics::METRICS
+                        .meta_transaction_retries
+                        .with_label_values(&["postgres"])
+                        .inc();
                     tokio::time::sleep(Duration::from_millis(backoff + jitter)).await;
                 }
                 (_, e) => return Err(e),
@@ -180,6 +185,15 @@ impl Driver for PgDriver {
 
     async fn read<T: Send + 'static>(&self, job: Job<T>) -> MetaResult<T> {
         self.run(&job, true).await
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            in_use: s.size.saturating_sub(s.available),
+            idle: s.available,
+            max: Some(s.max_size),
+        }
     }
 
     async fn ping(&self) -> MetaResult<()> {

@@ -283,6 +283,7 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// A read-only transaction that sees one snapshot.
     async fn read<T: Send + 'static>(&self, job: Job<T>) -> MetaResult<T>;
     async fn ping(&self) -> MetaResult<()>;
+    fn pool_status(&self) -> super::model::PoolStatus;
 }
 
 /// The first line of a statement, for error messages.

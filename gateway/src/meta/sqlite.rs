@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::codec::now_millis;
 use super::migrate;
+use super::model::PoolStatus;
 use super::sql::{Driver, Job, Row, Tx, Value, sql_context};
 use super::store::SqlStore;
 use super::{MetaError, MetaResult};
@@ -32,6 +34,8 @@ pub type SqliteStore = SqlStore<SqliteDriver>;
 
 pub struct SqliteDriver {
     writer: Arc<Mutex<Connection>>,
+    /// Connections running a transaction now (writer and readers).
+    busy: Arc<AtomicUsize>,
     /// None for an in-memory database, which only its one connection sees.
     readers: Option<Arc<Readers>>,
 }
@@ -56,6 +60,7 @@ impl SqlStore<SqliteDriver> {
             migrate(&mut writer)?;
             Ok(SqlStore::with_driver(SqliteDriver {
                 writer: Arc::new(Mutex::new(writer)),
+                busy: Arc::default(),
                 readers: Some(Arc::new(Readers {
                     path,
                     idle: Mutex::new(Vec::new()),
@@ -73,6 +78,7 @@ impl SqlStore<SqliteDriver> {
             migrate(&mut conn)?;
             Ok(SqlStore::with_driver(SqliteDriver {
                 writer: Arc::new(Mutex::new(conn)),
+                busy: Arc::default(),
                 readers: None,
             }))
         })
@@ -162,6 +168,22 @@ where
         .map_err(|e| MetaError::Internal(format!("SQLite worker failed: {e}")))?
 }
 
+/// Counts a connection as busy for as long as it lives.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn enter(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Self(n)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The writer, with any transaction a panicking job left open rolled back.
 fn lock_writer(writer: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     let conn = writer
@@ -237,9 +259,25 @@ impl Driver for SqliteDriver {
         "sqlite"
     }
 
+    fn pool_status(&self) -> PoolStatus {
+        let idle = self.readers.as_ref().map_or(0, |r| {
+            r.idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .len()
+        });
+        PoolStatus {
+            in_use: self.busy.load(Ordering::Relaxed),
+            idle,
+            max: None,
+        }
+    }
+
     async fn write<T: Send + 'static>(&self, job: Job<T>) -> MetaResult<T> {
         let writer = self.writer.clone();
+        let busy = self.busy.clone();
         blocking(move || {
+            let _busy = Busy::enter(&busy);
             let mut conn = lock_writer(&writer);
             in_transaction(&mut conn, "BEGIN IMMEDIATE", &job)
         })
@@ -249,14 +287,18 @@ impl Driver for SqliteDriver {
     async fn read<T: Send + 'static>(&self, job: Job<T>) -> MetaResult<T> {
         let writer = self.writer.clone();
         let readers = self.readers.clone();
-        blocking(move || match readers {
-            Some(readers) => {
-                let mut conn = readers.take()?;
-                let result = in_transaction(&mut conn, "BEGIN", &job);
-                readers.give_back(conn);
-                result
+        let busy = self.busy.clone();
+        blocking(move || {
+            let _busy = Busy::enter(&busy);
+            match readers {
+                Some(readers) => {
+                    let mut conn = readers.take()?;
+                    let result = in_transaction(&mut conn, "BEGIN", &job);
+                    readers.give_back(conn);
+                    result
+                }
+                None => in_transaction(&mut lock_writer(&writer), "BEGIN", &job),
             }
-            None => in_transaction(&mut lock_writer(&writer), "BEGIN", &job),
         })
         .await
     }

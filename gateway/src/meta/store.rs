@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 
 use super::codec::now_millis;
 use super::model::*;
-use super::sql::{Driver, tx_job};
+use super::sql::{Driver, Job, tx_job};
 use super::{MetaResult, MetaStore, accounts, check, multipart, objects, refs};
 
 /// The metadata store over one database; see `SqliteStore` and `PgStore`.
@@ -23,6 +24,30 @@ impl<D> SqlStore<D> {
     }
 }
 
+/// A write transaction, timed under the operation's name.
+async fn write<D: Driver, T: Send + 'static>(
+    db: &D,
+    op: &'static str,
+    job: Job<T>,
+) -> MetaResult<T> {
+    let started = Instant::now();
+    let r = db.write(job).await;
+    crate::metrics::meta_operation(db.kind(), op, started, r.is_ok());
+    r
+}
+
+/// A read-only transaction, timed under the operation's name.
+async fn read<D: Driver, T: Send + 'static>(
+    db: &D,
+    op: &'static str,
+    job: Job<T>,
+) -> MetaResult<T> {
+    let started = Instant::now();
+    let r = db.read(job).await;
+    crate::metrics::meta_operation(db.kind(), op, started, r.is_ok());
+    r
+}
+
 #[async_trait]
 impl<D: Driver> MetaStore for SqlStore<D> {
     fn kind(&self) -> &'static str {
@@ -33,45 +58,65 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         self.db.ping().await
     }
 
+    fn pool_status(&self) -> PoolStatus {
+        self.db.pool_status()
+    }
+
     async fn create_tenant(&self, tenant: &Tenant) -> MetaResult<()> {
         let tenant = Arc::new(tenant.clone());
-        self.db
-            .write(tx_job!(tx, [tenant] => accounts::create_tenant(tx, &tenant).await))
-            .await
+        write(
+            &self.db,
+            "create_tenant",
+            tx_job!(tx, [tenant] => accounts::create_tenant(tx, &tenant).await),
+        )
+        .await
     }
 
     async fn get_tenant(&self, id: TenantId) -> MetaResult<Option<Tenant>> {
-        self.db
-            .read(tx_job!(tx, [] => accounts::get_tenant(tx, id).await))
-            .await
+        read(
+            &self.db,
+            "get_tenant",
+            tx_job!(tx, [] => accounts::get_tenant(tx, id).await),
+        )
+        .await
     }
 
     async fn get_tenant_by_name(&self, name: &str) -> MetaResult<Option<Tenant>> {
         let name = name.to_owned();
-        self.db
-            .read(tx_job!(tx, [name] => accounts::get_tenant_by_name(tx, &name).await))
-            .await
+        read(
+            &self.db,
+            "get_tenant_by_name",
+            tx_job!(tx, [name] => accounts::get_tenant_by_name(tx, &name).await),
+        )
+        .await
     }
 
     async fn list_tenants(&self) -> MetaResult<Vec<Tenant>> {
-        self.db
-            .read(tx_job!(tx, [] => accounts::list_tenants(tx).await))
-            .await
+        read(
+            &self.db,
+            "list_tenants",
+            tx_job!(tx, [] => accounts::list_tenants(tx).await),
+        )
+        .await
     }
 
     async fn set_tenant_epoch(&self, id: TenantId, epoch: u32) -> MetaResult<()> {
-        self.db
-            .write(tx_job!(tx, [] => accounts::set_tenant_epoch(tx, id, epoch).await))
-            .await
+        write(
+            &self.db,
+            "set_tenant_epoch",
+            tx_job!(tx, [] => accounts::set_tenant_epoch(tx, id, epoch).await),
+        )
+        .await
     }
 
     async fn replace_wrapped_tmk(&self, id: TenantId, old: &[u8], new: &[u8]) -> MetaResult<bool> {
         let (old, new) = (Arc::new(old.to_vec()), Arc::new(new.to_vec()));
-        self.db
-            .write(
-                tx_job!(tx, [old, new] => accounts::replace_wrapped_tmk(tx, id, &old, &new).await),
-            )
-            .await
+        write(
+            &self.db,
+            "replace_wrapped_tmk",
+            tx_job!(tx, [old, new] => accounts::replace_wrapped_tmk(tx, id, &old, &new).await),
+        )
+        .await
     }
 
     async fn list_tenants_after(
@@ -79,63 +124,90 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         after: Option<TenantId>,
         limit: usize,
     ) -> MetaResult<Vec<Tenant>> {
-        self.db
-            .read(tx_job!(tx, [] => accounts::list_tenants_after(tx, after, limit).await))
-            .await
+        read(
+            &self.db,
+            "list_tenants_after",
+            tx_job!(tx, [] => accounts::list_tenants_after(tx, after, limit).await),
+        )
+        .await
     }
 
     async fn create_user(&self, user: &User) -> MetaResult<()> {
         let user = Arc::new(user.clone());
-        self.db
-            .write(tx_job!(tx, [user] => accounts::create_user(tx, &user).await))
-            .await
+        write(
+            &self.db,
+            "create_user",
+            tx_job!(tx, [user] => accounts::create_user(tx, &user).await),
+        )
+        .await
     }
 
     async fn get_user(&self, access_key: &str) -> MetaResult<Option<User>> {
         let key = access_key.to_owned();
-        self.db
-            .read(tx_job!(tx, [key] => accounts::get_user(tx, &key).await))
-            .await
+        read(
+            &self.db,
+            "get_user",
+            tx_job!(tx, [key] => accounts::get_user(tx, &key).await),
+        )
+        .await
     }
 
     async fn list_users(&self, tenant: Option<TenantId>) -> MetaResult<Vec<User>> {
-        self.db
-            .read(tx_job!(tx, [] => accounts::list_users(tx, tenant).await))
-            .await
+        read(
+            &self.db,
+            "list_users",
+            tx_job!(tx, [] => accounts::list_users(tx, tenant).await),
+        )
+        .await
     }
 
     async fn delete_user(&self, access_key: &str) -> MetaResult<bool> {
         let key = access_key.to_owned();
-        self.db
-            .write(tx_job!(tx, [key] => accounts::delete_user(tx, &key).await))
-            .await
+        write(
+            &self.db,
+            "delete_user",
+            tx_job!(tx, [key] => accounts::delete_user(tx, &key).await),
+        )
+        .await
     }
 
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()> {
         let bucket = Arc::new(bucket.clone());
-        self.db
-            .write(tx_job!(tx, [bucket] => accounts::create_bucket(tx, &bucket).await))
-            .await
+        write(
+            &self.db,
+            "create_bucket",
+            tx_job!(tx, [bucket] => accounts::create_bucket(tx, &bucket).await),
+        )
+        .await
     }
 
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
         let name = name.to_owned();
-        self.db
-            .read(tx_job!(tx, [name] => accounts::get_bucket(tx, &name).await))
-            .await
+        read(
+            &self.db,
+            "get_bucket",
+            tx_job!(tx, [name] => accounts::get_bucket(tx, &name).await),
+        )
+        .await
     }
 
     async fn list_buckets(&self, tenant: TenantId) -> MetaResult<Vec<Bucket>> {
-        self.db
-            .read(tx_job!(tx, [] => accounts::list_buckets(tx, tenant).await))
-            .await
+        read(
+            &self.db,
+            "list_buckets",
+            tx_job!(tx, [] => accounts::list_buckets(tx, tenant).await),
+        )
+        .await
     }
 
     async fn delete_bucket(&self, name: &str) -> MetaResult<()> {
         let name = name.to_owned();
-        self.db
-            .write(tx_job!(tx, [name] => accounts::delete_bucket(tx, &name).await))
-            .await
+        write(
+            &self.db,
+            "delete_bucket",
+            tx_job!(tx, [name] => accounts::delete_bucket(tx, &name).await),
+        )
+        .await
     }
 
     async fn get_object(
@@ -146,10 +218,13 @@ impl<D: Driver> MetaStore for SqlStore<D> {
     ) -> MetaResult<Option<ObjectVersion>> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let version = version_id.map(str::to_owned);
-        self.db
-            .read(tx_job!(tx, [bucket, key, version] =>
-                objects::get(tx, &bucket, &key, version.as_deref()).await))
-            .await
+        read(
+            &self.db,
+            "get_object",
+            tx_job!(tx, [bucket, key, version] =>
+                objects::get(tx, &bucket, &key, version.as_deref()).await),
+        )
+        .await
     }
 
     async fn list_objects(
@@ -161,27 +236,34 @@ impl<D: Driver> MetaStore for SqlStore<D> {
     ) -> MetaResult<Page<ObjectSummary>> {
         let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
         let after = after.map(str::to_owned);
-        self.db
-            .read(tx_job!(tx, [bucket, prefix, after] =>
-                objects::list(tx, &bucket, &prefix, after.as_deref(), limit).await))
-            .await
+        read(
+            &self.db,
+            "list_objects",
+            tx_job!(tx, [bucket, prefix, after] =>
+                objects::list(tx, &bucket, &prefix, after.as_deref(), limit).await),
+        )
+        .await
     }
 
     async fn lookup_chunks(&self, tenant: TenantId, ids: &[ChunkKey]) -> MetaResult<Vec<ChunkKey>> {
         // Reading first keeps the common case (no zombies) off the writer.
         let request = Arc::new(ids.to_vec());
-        let (live, zombies) = self
-            .db
-            .read(tx_job!(tx, [request] => refs::lookup(tx, tenant, &request).await))
-            .await?;
+        let (live, zombies) = read(
+            &self.db,
+            "lookup_chunks",
+            tx_job!(tx, [request] => refs::lookup(tx, tenant, &request).await),
+        )
+        .await?;
         let mut found: BTreeSet<ChunkKey> = live.into_iter().collect();
         if !zombies.is_empty() {
             let zombies = Arc::new(zombies);
-            let touched = self
-                .db
-                .write(tx_job!(tx, [zombies] =>
-                    refs::touch_zombies(tx, tenant, &zombies, now_millis()).await))
-                .await?;
+            let touched = write(
+                &self.db,
+                "touch_zombies",
+                tx_job!(tx, [zombies] =>
+                    refs::touch_zombies(tx, tenant, &zombies, now_millis()).await),
+            )
+            .await?;
             found.extend(touched);
         }
         Ok(refs::in_request_order(ids, &found))
@@ -193,9 +275,12 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         ids: &[ChunkKey],
     ) -> MetaResult<Vec<(ChunkKey, ChunkLocation)>> {
         let ids = Arc::new(ids.to_vec());
-        self.db
-            .read(tx_job!(tx, [ids] => refs::locations(tx, tenant, &ids).await))
-            .await
+        read(
+            &self.db,
+            "chunk_locations",
+            tx_job!(tx, [ids] => refs::locations(tx, tenant, &ids).await),
+        )
+        .await
     }
 
     async fn pack_backends(
@@ -204,16 +289,22 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         ids: &[PackKey],
     ) -> MetaResult<Vec<(PackKey, String)>> {
         let ids = Arc::new(ids.to_vec());
-        self.db
-            .read(tx_job!(tx, [ids] => refs::pack_backends(tx, tenant, &ids).await))
-            .await
+        read(
+            &self.db,
+            "pack_backends",
+            tx_job!(tx, [ids] => refs::pack_backends(tx, tenant, &ids).await),
+        )
+        .await
     }
 
     async fn commit_object(&self, commit: ObjectCommit) -> MetaResult<CommitOutcome> {
         let commit = Arc::new(commit);
-        self.db
-            .write(tx_job!(tx, [commit] => objects::commit(tx, &commit, now_millis()).await))
-            .await
+        write(
+            &self.db,
+            "commit_object",
+            tx_job!(tx, [commit] => objects::commit(tx, &commit, now_millis()).await),
+        )
+        .await
     }
 
     async fn delete_object(
@@ -224,24 +315,33 @@ impl<D: Driver> MetaStore for SqlStore<D> {
     ) -> MetaResult<DeleteOutcome> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let version = version_id.map(str::to_owned);
-        self.db
-            .write(tx_job!(tx, [bucket, key, version] =>
-                objects::delete(tx, &bucket, &key, version.as_deref(), now_millis()).await))
-            .await
+        write(
+            &self.db,
+            "delete_object",
+            tx_job!(tx, [bucket, key, version] =>
+                objects::delete(tx, &bucket, &key, version.as_deref(), now_millis()).await),
+        )
+        .await
     }
 
     async fn create_multipart(&self, upload: &MultipartUpload) -> MetaResult<()> {
         let upload = Arc::new(upload.clone());
-        self.db
-            .write(tx_job!(tx, [upload] => multipart::create(tx, &upload).await))
-            .await
+        write(
+            &self.db,
+            "create_multipart",
+            tx_job!(tx, [upload] => multipart::create(tx, &upload).await),
+        )
+        .await
     }
 
     async fn get_multipart(&self, upload_id: &str) -> MetaResult<Option<MultipartUpload>> {
         let id = upload_id.to_owned();
-        self.db
-            .read(tx_job!(tx, [id] => multipart::get(tx, &id).await))
-            .await
+        read(
+            &self.db,
+            "get_multipart",
+            tx_job!(tx, [id] => multipart::get(tx, &id).await),
+        )
+        .await
     }
 
     async fn list_multipart(
@@ -253,19 +353,25 @@ impl<D: Driver> MetaStore for SqlStore<D> {
     ) -> MetaResult<Page<MultipartUpload>> {
         let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
         let after = after.map(|(k, u)| (k.to_owned(), u.to_owned()));
-        self.db
-            .read(tx_job!(tx, [bucket, prefix, after] => {
+        read(
+            &self.db,
+            "list_multipart",
+            tx_job!(tx, [bucket, prefix, after] => {
                 let after = after.as_ref().map(|(k, u)| (k.as_str(), u.as_str()));
                 multipart::list(tx, &bucket, &prefix, after, limit).await
-            }))
-            .await
+            }),
+        )
+        .await
     }
 
     async fn commit_part(&self, commit: PartCommit) -> MetaResult<()> {
         let commit = Arc::new(commit);
-        self.db
-            .write(tx_job!(tx, [commit] => multipart::commit_part(tx, &commit, now_millis()).await))
-            .await
+        write(
+            &self.db,
+            "commit_part",
+            tx_job!(tx, [commit] => multipart::commit_part(tx, &commit, now_millis()).await),
+        )
+        .await
     }
 
     async fn list_parts(
@@ -275,9 +381,12 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         limit: usize,
     ) -> MetaResult<Page<Part>> {
         let id = upload_id.to_owned();
-        self.db
-            .read(tx_job!(tx, [id] => multipart::list_parts(tx, &id, after, limit).await))
-            .await
+        read(
+            &self.db,
+            "list_parts",
+            tx_job!(tx, [id] => multipart::list_parts(tx, &id, after, limit).await),
+        )
+        .await
     }
 
     async fn complete_multipart(
@@ -287,32 +396,44 @@ impl<D: Driver> MetaStore for SqlStore<D> {
     ) -> MetaResult<CommitOutcome> {
         let id = upload_id.to_owned();
         let commit = Arc::new(commit);
-        self.db
-            .write(tx_job!(tx, [id, commit] =>
-                multipart::complete(tx, &id, &commit, now_millis()).await))
-            .await
+        write(
+            &self.db,
+            "complete_multipart",
+            tx_job!(tx, [id, commit] =>
+                multipart::complete(tx, &id, &commit, now_millis()).await),
+        )
+        .await
     }
 
     async fn abort_multipart(&self, upload_id: &str) -> MetaResult<()> {
         let id = upload_id.to_owned();
-        self.db
-            .write(tx_job!(tx, [id] => multipart::abort(tx, &id, now_millis()).await))
-            .await
+        write(
+            &self.db,
+            "abort_multipart",
+            tx_job!(tx, [id] => multipart::abort(tx, &id, now_millis()).await),
+        )
+        .await
     }
 
     async fn list_packs(&self, tenant: Option<TenantId>) -> MetaResult<Vec<PackRecord>> {
-        self.db
-            .read(tx_job!(tx, [] => check::list_packs(tx, tenant).await))
-            .await
+        read(
+            &self.db,
+            "list_packs",
+            tx_job!(tx, [] => check::list_packs(tx, tenant).await),
+        )
+        .await
     }
 
     async fn usage(&self, tenant: Option<TenantId>) -> MetaResult<UsageStats> {
-        self.db
-            .read(tx_job!(tx, [] => check::usage(tx, tenant).await))
-            .await
+        read(
+            &self.db,
+            "usage",
+            tx_job!(tx, [] => check::usage(tx, tenant).await),
+        )
+        .await
     }
 
     async fn fsck(&self) -> MetaResult<FsckReport> {
-        self.db.read(tx_job!(tx, [] => check::fsck(tx).await)).await
+        read(&self.db, "fsck", tx_job!(tx, [] => check::fsck(tx).await)).await
     }
 }

@@ -3,6 +3,7 @@
 //! modified; a write returns only once the backend holds the bytes durably.
 
 pub mod config;
+mod counting;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -21,6 +22,7 @@ use object_store::{
 };
 
 pub use config::{BackendConfig, RetrySettings, S3BackendConfig};
+use counting::counting_attempts;
 
 use crate::meta::PackKey;
 
@@ -99,6 +101,9 @@ impl PackStore {
                     .with_bucket_name(&s3.bucket)
                     .with_region(&s3.region)
                     .with_client_options(client)
+                    .with_http_connector(counting::CountingConnector {
+                        settings: r.clone(),
+                    })
                     .with_retry(retry)
                     .with_virtual_hosted_style_request(s3.virtual_hosted);
                 if !s3.endpoint.is_empty() {
@@ -163,11 +168,13 @@ impl PackStore {
             },
             ..Default::default()
         };
-        let res = self
-            .inner
-            .put_opts(&self.path(id), PutPayload::from_bytes(bytes), opts)
-            .await;
-        crate::metrics::backend_request(&self.name, "put", started, res.is_ok());
+        let (res, attempts) = counting_attempts(self.inner.put_opts(
+            &self.path(id),
+            PutPayload::from_bytes(bytes),
+            opts,
+        ))
+        .await;
+        crate::metrics::backend_request(&self.name, "put", started, res.is_ok(), attempts);
         res.map_err(|e| self.map_err(id, e))?;
         crate::metrics::backend_bytes_written(&self.name, len);
         Ok(())
@@ -176,32 +183,35 @@ impl PackStore {
     /// Reads `range` of a pack (the frames a request needs).
     pub async fn get_range(&self, id: &PackKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         let started = Instant::now();
-        let res = self.inner.get_range(&self.path(id), range).await;
-        crate::metrics::backend_request(&self.name, "get", started, res.is_ok());
+        let (res, attempts) = counting_attempts(self.inner.get_range(&self.path(id), range)).await;
+        crate::metrics::backend_request(&self.name, "get", started, res.is_ok(), attempts);
         res.map_err(|e| self.map_err(id, e))
     }
 
     pub async fn get_pack(&self, id: &PackKey) -> Result<Bytes, StoreError> {
         let started = Instant::now();
-        let res = match self.inner.get(&self.path(id)).await {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        };
-        crate::metrics::backend_request(&self.name, "get", started, res.is_ok());
+        let (res, attempts) = counting_attempts(async {
+            match self.inner.get(&self.path(id)).await {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+        crate::metrics::backend_request(&self.name, "get", started, res.is_ok(), attempts);
         res.map_err(|e| self.map_err(id, e))
     }
 
     pub async fn pack_size(&self, id: &PackKey) -> Result<u64, StoreError> {
         let started = Instant::now();
-        let res = self.inner.head(&self.path(id)).await;
-        crate::metrics::backend_request(&self.name, "head", started, res.is_ok());
+        let (res, attempts) = counting_attempts(self.inner.head(&self.path(id))).await;
+        crate::metrics::backend_request(&self.name, "head", started, res.is_ok(), attempts);
         res.map(|m| m.size).map_err(|e| self.map_err(id, e))
     }
 
     pub async fn delete_pack(&self, id: &PackKey) -> Result<(), StoreError> {
         let started = Instant::now();
-        let res = self.inner.delete(&self.path(id)).await;
-        crate::metrics::backend_request(&self.name, "delete", started, res.is_ok());
+        let (res, attempts) = counting_attempts(self.inner.delete(&self.path(id))).await;
+        crate::metrics::backend_request(&self.name, "delete", started, res.is_ok(), attempts);
         match res {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.map_err(id, e)),
