@@ -82,7 +82,7 @@ impl Default for ChunkingConfig {
             min_size: 256 * 1024,
             avg_size: 1024 * 1024,
             max_size: 4 * 1024 * 1024,
-            compression_level: 3,
+            compression_level: dooz_chunker::CompressionPolicy::DEFAULT_LEVEL,
             pack_target_size: 16 * 1024 * 1024,
             packs_in_flight: 2,
             upload_memory_budget: 256 * 1024 * 1024,

@@ -91,6 +91,21 @@ impl EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// Bytes a pack buffer is allocated with, and budgeted for: a pack is
+    /// shipped once it reaches the target, so it holds at most the target
+    /// plus one largest frame, plus its index. Allocating all of it up front
+    /// keeps a growing buffer from doubling (a 16 MiB pack in a 32 MiB
+    /// allocation) and the budget honest.
+    pub fn pack_capacity(&self) -> usize {
+        const INDEX_ALLOWANCE: usize = 64 * 1024;
+        self.pack_target
+            + self.chunker.max as usize
+            + dooz_chunker::FRAME_OVERHEAD
+            + INDEX_ALLOWANCE
+    }
+}
+
 /// Pack buffers are budgeted in units of this many bytes.
 const BUDGET_UNIT: usize = 1024 * 1024;
 
@@ -120,7 +135,7 @@ impl Engine {
             .validate()
             .map_err(|e| EngineError::InvalidArgument(format!("chunking: {e}")))?;
         backends.get(&cfg.default_backend)?;
-        let units = (memory_budget / BUDGET_UNIT).max(cfg.pack_target.div_ceil(BUDGET_UNIT));
+        let units = (memory_budget / BUDGET_UNIT).max(cfg.pack_capacity().div_ceil(BUDGET_UNIT));
         Ok(Self {
             inner: Arc::new(Inner {
                 meta,

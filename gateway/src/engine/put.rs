@@ -337,8 +337,8 @@ impl Ingest {
         plain_len: u32,
     ) -> EngineResult<()> {
         if self.pack.is_none() {
-            let target = self.engine.inner.cfg.pack_target;
-            let units = u32::try_from(target.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX);
+            let capacity = self.engine.inner.cfg.pack_capacity();
+            let units = u32::try_from(capacity.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX);
             let waited = Instant::now();
             let permit = self
                 .engine
@@ -354,7 +354,7 @@ impl Ingest {
             let pack_id: [u8; 16] = rand::random();
             self.pack = Some(OpenPack {
                 id: pack_id,
-                writer: PackWriter::new(pack_id),
+                writer: PackWriter::with_capacity(pack_id, capacity),
                 permit,
             });
         }

@@ -219,6 +219,13 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                 },
             };
             METRICS.s3_in_flight.dec();
+            // An error may be answered before the request body was read;
+            // hyper then cannot reuse the connection, so say so rather than
+            // let the client's next request on it fail.
+            if bytes_in > 0 && (res.status().is_client_error() || res.status().is_server_error()) {
+                res.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             if let Ok(v) = HeaderValue::from_str(&id) {
                 res.headers_mut().insert("x-amz-request-id", v.clone());
                 res.headers_mut().insert("x-amz-id-2", v);
