@@ -345,20 +345,20 @@ _CRC32C = _table(0x82F63B78, 32)
 _CRC64NVME = _table(0x9A6C9329AC4BC9B5, 64)
 
 
-def crc32c(data: bytes) -> int:
-    c = 0xFFFFFFFF
-    t = _CRC32C
+def _reflected_crc(table: list, width: int, data: bytes) -> int:
+    mask = (1 << width) - 1
+    c = mask
     for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ mask
+
+
+def crc32c(data: bytes) -> int:
+    return _reflected_crc(_CRC32C, 32, data)
 
 
 def crc64nvme(data: bytes) -> int:
-    c = 0xFFFFFFFFFFFFFFFF
-    t = _CRC64NVME
-    for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFFFFFFFFFF
+    return _reflected_crc(_CRC64NVME, 64, data)
 
 
 def checksum_b64(alg: str, data: bytes) -> str:

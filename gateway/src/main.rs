@@ -149,15 +149,8 @@ fn main() -> ExitCode {
         }
     };
     dooz_gateway::logging::init(&cfg.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("dooz: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async move {
         match cli.command {
@@ -166,6 +159,7 @@ fn main() -> ExitCode {
             Command::Keys { command } => cli::keys(cfg, command).await,
             Command::Fsck { read_packs, json } => cli::fsck(cfg, read_packs, json).await,
             Command::Config => cli::print_config(&cfg),
+            // Handled before any configuration is loaded.
             Command::Bench(_) => Ok(ExitCode::SUCCESS),
         }
     });
@@ -180,15 +174,8 @@ fn main() -> ExitCode {
 
 /// `dooz bench` talks to endpoints only: no configuration, no data dir.
 fn bench(args: dooz_gateway::bench::BenchArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("dooz: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(dooz_gateway::bench::run(args)) {
         Ok(_) => ExitCode::SUCCESS,
@@ -197,4 +184,12 @@ fn bench(args: dooz_gateway::bench::BenchArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .inspect_err(|e| eprintln!("dooz: cannot start the async runtime: {e}"))
+        .ok()
 }

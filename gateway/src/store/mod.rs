@@ -87,11 +87,9 @@ impl PackStore {
             BackendConfig::Memory => (Arc::new(InMemory::new()), String::new(), true),
             BackendConfig::S3(s3) => {
                 let r = &s3.retry;
-                let client = ClientOptions::new()
-                    .with_allow_http(true)
-                    .with_connect_timeout(r.connect_timeout)
-                    .with_timeout(r.request_timeout)
-                    .with_pool_max_idle_per_host(64);
+                // Timeouts and pooling live in the counting connector, which
+                // builds the HTTP client; object_store keeps only its own checks.
+                let client = ClientOptions::new().with_allow_http(true);
                 let retry = RetryConfig {
                     backoff: BackoffConfig::default(),
                     max_retries: r.max_retries,
