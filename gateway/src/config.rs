@@ -54,6 +54,8 @@ pub struct Config {
     pub chunking: ChunkingConfig,
     pub kms: KmsConfig,
     pub log: LogConfig,
+    /// Space reclamation: garbage collection, compaction, orphan sweep.
+    pub gc: crate::jobs::GcConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -171,6 +173,7 @@ impl Default for Config {
             chunking: ChunkingConfig::default(),
             kms: KmsConfig::default(),
             log: LogConfig::default(),
+            gc: crate::jobs::GcConfig::default(),
         }
     }
 }
@@ -274,6 +277,7 @@ impl Config {
                 "chunking.upload_memory_budget must hold at least one pack".into(),
             ));
         }
+        self.gc.validate().map_err(ConfigError::Invalid)?;
         Ok(self)
     }
 }
@@ -416,6 +420,7 @@ bucket = "packs"
         assert_eq!(cfg.backends.len(), 2);
         assert_eq!(cfg.kms.openbao.as_ref().unwrap().key, "dooz");
         assert_eq!(cfg.chunking, ChunkingConfig::default());
+        assert_eq!(cfg.gc, crate::jobs::GcConfig::default());
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! `dooz fsck`: the metadata checks of the store plus what only the backends
 //! can answer — does every pack the metadata references exist, with the size
 //! recorded, and (with --read-packs) does its index open under the tenant's
-//! keys and list the frames the chunk rows point at.
+//! keys and list the frames the chunk rows point at. Space a collector would
+//! reclaim (orphan packs, staging files, dead bytes) is reported as findings
+//! with sizes; it does not make the store inconsistent.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use crate::engine::{Engine, EngineError, EngineResult};
-use crate::meta::{FsckReport, PackKey};
+use crate::meta::{FsckReport, PackKey, TenantSpace};
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -17,6 +20,12 @@ pub struct Report {
     pub unreadable_packs: Vec<(PackKey, String)>,
     /// Packs on a backend that no metadata references (garbage, not an error).
     pub unreferenced_packs: u64,
+    /// Those packs: (backend, pack, bytes). Uploads in flight have some too.
+    pub orphan_packs: Vec<(String, PackKey, u64)>,
+    /// Staging files interrupted writes left on local backends: (backend, path, bytes).
+    pub staging_files: Vec<(String, PathBuf, u64)>,
+    /// Live, dead and reclaimable bytes per tenant, from the metadata.
+    pub space: Vec<TenantSpace>,
 }
 
 impl Report {
@@ -43,7 +52,18 @@ impl Report {
             "size_mismatches": self.size_mismatches.iter().map(|(p, m, b)| serde_json::json!({"pack": hex::encode(p), "metadata": m, "backend": b})).collect::<Vec<_>>(),
             "unreadable_packs": self.unreadable_packs.iter().map(|(p, e)| serde_json::json!({"pack": hex::encode(p), "error": e})).collect::<Vec<_>>(),
             "unreferenced_packs": self.unreferenced_packs,
+            "orphan_packs": self.orphan_packs.iter().map(|(b, p, n)| serde_json::json!({"backend": b, "pack": hex::encode(p), "bytes": n})).collect::<Vec<_>>(),
+            "staging_files": self.staging_files.iter().map(|(b, p, n)| serde_json::json!({"backend": b, "path": p, "bytes": n})).collect::<Vec<_>>(),
+            "reclaimable_bytes": self.reclaimable_bytes(),
+            "space": self.space,
         })
+    }
+
+    /// What a collector run (past the grace period) would free.
+    pub fn reclaimable_bytes(&self) -> u64 {
+        self.space.iter().map(|s| s.reclaimable_bytes).sum::<u64>()
+            + self.orphan_packs.iter().map(|(_, _, n)| n).sum::<u64>()
+            + self.staging_files.iter().map(|(_, _, n)| n).sum::<u64>()
     }
 
     pub fn render(&self) -> String {
@@ -76,12 +96,27 @@ impl Report {
             "packs whose index does not open",
             self.unreadable_packs.len(),
         );
-        if self.unreferenced_packs > 0 {
+        let orphan_bytes: u64 = self.orphan_packs.iter().map(|(_, _, n)| n).sum();
+        if !self.orphan_packs.is_empty() {
             s.push_str(&format!(
-                "  note: {} packs on the backends are referenced by no metadata (left by failed uploads; GC removes them)\n",
-                self.unreferenced_packs
+                "  finding: {} orphan packs ({orphan_bytes} bytes) on the backends have no metadata (failed or interrupted uploads, or uploads in flight; `dooz gc` removes them after the grace period)\n",
+                self.orphan_packs.len()
             ));
         }
+        let staging_bytes: u64 = self.staging_files.iter().map(|(_, _, n)| n).sum();
+        if !self.staging_files.is_empty() {
+            s.push_str(&format!(
+                "  finding: {} staging files ({staging_bytes} bytes) of interrupted pack writes\n",
+                self.staging_files.len()
+            ));
+        }
+        let live: u64 = self.space.iter().map(|t| t.live_bytes).sum();
+        let dead: u64 = self.space.iter().map(|t| t.dead_bytes).sum();
+        let zombie: u64 = self.space.iter().map(|t| t.zombie_bytes).sum();
+        s.push_str(&format!(
+            "  space: {live} live bytes, {dead} dead bytes in packs ({zombie} of them zombie chunks), {} bytes reclaimable\n",
+            self.reclaimable_bytes()
+        ));
         s.push_str(if self.is_clean() {
             "clean\n"
         } else {
@@ -91,26 +126,39 @@ impl Report {
     }
 }
 
-pub async fn run(engine: &Engine, read_packs: bool) -> EngineResult<Report> {
+/// `compact_permille`: the collector's compaction threshold, for the
+/// reclaimable figures.
+pub async fn run(engine: &Engine, read_packs: bool, compact_permille: u32) -> EngineResult<Report> {
     let meta = engine.meta();
     let mut report = Report {
         meta: meta.fsck().await?,
         ..Default::default()
     };
-    let packs = meta.list_packs(None).await?;
     let mut on_backend: HashMap<String, HashMap<PackKey, u64>> = HashMap::new();
     for b in engine.backends().iter() {
         on_backend.insert(
             b.name().to_owned(),
             b.list_packs().await?.into_iter().collect(),
         );
+        for f in b.list_staging().await? {
+            report
+                .staging_files
+                .push((b.name().to_owned(), f.path, f.size));
+        }
     }
+    // Rows are read after the listings: a pack committed meanwhile is no orphan.
+    let packs = meta.list_packs(None).await?;
+    report.space = meta.gc_space(compact_permille).await?;
     let referenced: HashSet<PackKey> = packs.iter().map(|p| p.id).collect();
-    report.unreferenced_packs = on_backend
-        .values()
-        .flat_map(|m| m.keys())
-        .filter(|k| !referenced.contains(*k))
-        .count() as u64;
+    for (backend, listed) in &on_backend {
+        for (id, size) in listed {
+            if !referenced.contains(id) {
+                report.orphan_packs.push((backend.clone(), *id, *size));
+            }
+        }
+    }
+    report.orphan_packs.sort();
+    report.unreferenced_packs = report.orphan_packs.len() as u64;
     let mut tenants = HashMap::new();
     for p in &packs {
         report.packs_checked += 1;
@@ -119,7 +167,10 @@ pub async fn run(engine: &Engine, read_packs: bool) -> EngineResult<Report> {
             continue;
         };
         match present.get(&p.id) {
-            None => report.missing_packs.push((p.backend.clone(), p.id)),
+            None if missing_now(engine, p).await? => {
+                report.missing_packs.push((p.backend.clone(), p.id));
+            }
+            None => {}
             Some(&size) if size != p.size => report.size_mismatches.push((p.id, p.size, size)),
             Some(_) => {}
         }
@@ -140,4 +191,17 @@ pub async fn run(engine: &Engine, read_packs: bool) -> EngineResult<Report> {
         }
     }
     Ok(report)
+}
+
+/// A pack row the listing did not show: committed after the listing (the
+/// pack is there now), or dropped with its pack by a collector meanwhile
+/// (the row is gone now), or really missing.
+async fn missing_now(engine: &Engine, p: &crate::meta::PackRecord) -> EngineResult<bool> {
+    match engine.backends().get(&p.backend)?.pack_size(&p.id).await {
+        Ok(_) => return Ok(false),
+        Err(crate::store::StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let row = engine.meta().pack_backends(p.tenant_id, &[p.id]).await?;
+    Ok(!row.is_empty())
 }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod engine;
 pub mod fsck;
+pub mod jobs;
 pub mod keys;
 pub mod logging;
 pub mod meta;

@@ -66,6 +66,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reclaim space once: delete zombie chunks (unreferenced for longer than
+    /// [gc] grace), compact packs whose live bytes fell below
+    /// [gc] compact_threshold, delete packs nothing references, and sweep
+    /// orphan packs and staging files that failed uploads left behind.
+    ///
+    /// Safe while gateways serve: only one collector runs at a time (exit
+    /// code 3 when another holds the lease), and nothing an upload in flight
+    /// may still use is touched. Progress goes to stderr, the summary to
+    /// stdout. `dooz serve` runs the same collector every [gc] interval.
+    Gc {
+        /// Report what a run would reclaim; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config,
     /// Load-test S3 endpoints side by side: large-object PUT/GET (random and
@@ -158,6 +175,7 @@ fn main() -> ExitCode {
             Command::Admin { command } => cli::admin(cfg, command).await,
             Command::Keys { command } => cli::keys(cfg, command).await,
             Command::Fsck { read_packs, json } => cli::fsck(cfg, read_packs, json).await,
+            Command::Gc { dry_run, json } => cli::gc(cfg, dry_run, json).await,
             Command::Config => cli::print_config(&cfg),
             // Handled before any configuration is loaded.
             Command::Bench(_) => Ok(ExitCode::SUCCESS),

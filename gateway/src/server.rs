@@ -208,15 +208,18 @@ pub struct Running {
     pub engine: Engine,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    jobs: crate::jobs::Jobs,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish (up to the grace period).
+    /// Stops accepting, lets in-flight requests finish (up to the grace
+    /// period), then stops the background jobs.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        self.jobs.stop().await;
     }
 }
 
@@ -249,6 +252,8 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
             addr: ctx.cfg.admin_listen,
             source,
         })?;
+    // The upload lease is held before the first upload can arrive.
+    let jobs = crate::jobs::Jobs::start(&ctx.engine, &ctx.cfg.gc).await?;
     let (stop, stop_rx) = watch::channel(false);
     let front = Front::new(s3);
     let admin = AdminService::new(ctx.engine.clone());
@@ -263,6 +268,7 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         engine: ctx.engine,
         stop,
         tasks,
+        jobs,
     })
 }
 

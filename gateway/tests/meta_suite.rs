@@ -145,6 +145,7 @@ fn new_frames(fresh: &[u32]) -> (Vec<NewChunk>, Vec<NewPack>) {
         id: pack,
         backend: "local".into(),
         size: offset + 64,
+        fence: None,
     }];
     (chunks, packs)
 }

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
+use crate::jobs::{Collector, GcReport};
 use crate::meta::{Bucket, Policy};
 use crate::server::{self, Context};
 use crate::tenancy::{self, NewTenant};
@@ -23,6 +24,9 @@ pub enum AdminCommand {
     Bucket(BucketCommand),
     /// Logical vs stored bytes: objects, unique chunks (plaintext and as
     /// stored), packs; the dedup and compression ratios follow from them.
+    /// Then per tenant: live bytes (frames of live chunks), dead bytes (the
+    /// rest of its packs: zombie and collected chunks, lost races, pack
+    /// indexes) and what `dooz gc` would reclaim.
     Usage {
         /// Only this tenant (name or id).
         #[arg(long)]
@@ -330,8 +334,32 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
                 None => None,
             };
             let u = meta.usage(id).await.map_err(err)?;
+            let names: std::collections::HashMap<_, _> = meta
+                .list_tenants()
+                .await
+                .map_err(err)?
+                .into_iter()
+                .map(|t| (t.id, t.name))
+                .collect();
+            let space: Vec<_> = meta
+                .gc_space(ctx.cfg.gc.threshold_permille())
+                .await
+                .map_err(err)?
+                .into_iter()
+                .filter(|s| id.is_none_or(|t| t == s.tenant))
+                .collect();
             if json {
-                println!("{}", serde_json::to_string(&u).map_err(err)?);
+                let mut v = serde_json::to_value(&u).map_err(err)?;
+                let tenants: Vec<_> = space
+                    .iter()
+                    .map(|s| {
+                        let mut t = serde_json::to_value(s).unwrap_or_default();
+                        t["name"] = serde_json::json!(names.get(&s.tenant));
+                        t
+                    })
+                    .collect();
+                v["tenants"] = serde_json::Value::Array(tenants);
+                println!("{v}");
             } else {
                 let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
                 println!("objects              {}", u.objects);
@@ -348,6 +376,23 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
                     "compression ratio    {:.2}",
                     ratio(u.chunk_plain_bytes, u.chunk_stored_bytes)
                 );
+                println!();
+                println!(
+                    "{:<24} {:>15} {:>15} {:>15} {:>15} {:>8}",
+                    "TENANT", "LIVE BYTES", "DEAD BYTES", "OF WHICH ZOMBIE", "RECLAIMABLE", "PACKS"
+                );
+                for s in &space {
+                    let name = names.get(&s.tenant).map_or("?", String::as_str);
+                    println!(
+                        "{:<24} {:>15} {:>15} {:>15} {:>15} {:>8}",
+                        name,
+                        s.live_bytes,
+                        s.dead_bytes,
+                        s.zombie_bytes,
+                        s.reclaimable_bytes,
+                        s.packs
+                    );
+                }
             }
         }
     }
@@ -356,7 +401,7 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
 
 pub async fn fsck(cfg: Config, read_packs: bool, json: bool) -> CliResult {
     let ctx = Context::open(cfg).await.map_err(err)?;
-    let report = crate::fsck::run(&ctx.engine, read_packs)
+    let report = crate::fsck::run(&ctx.engine, read_packs, ctx.cfg.gc.threshold_permille())
         .await
         .map_err(err)?;
     if json {
@@ -492,4 +537,37 @@ pub async fn keys(cfg: Config, cmd: KeysCommand) -> CliResult {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `dooz gc`: one collector run (or, with `dry_run`, the same accounting
+/// without a change); progress on stderr, the summary on stdout.
+pub async fn gc(cfg: Config, dry_run: bool, json: bool) -> CliResult {
+    let ctx = Context::open(cfg).await.map_err(err)?;
+    let collector = Collector::new(ctx.engine.clone(), ctx.cfg.gc.clone());
+    let mut progress = |r: &GcReport| {
+        eprintln!("gc: {}: {}", r.phase, r.summary());
+    };
+    let (report, failure) = match collector.run(dry_run, &mut progress).await {
+        Ok(r) => (r, None),
+        Err(f) => (f.report, Some(f.error)),
+    };
+    if json {
+        let mut v = serde_json::to_value(&report).map_err(err)?;
+        v["bytes_reclaimed"] = serde_json::json!(report.bytes_reclaimed());
+        v["error"] = serde_json::json!(failure.as_ref().map(ToString::to_string));
+        println!("{v}");
+    } else {
+        println!("{}", report.summary());
+    }
+    match failure {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e @ crate::jobs::GcError::Busy(_)) => {
+            eprintln!("dooz gc: {e}; try again later");
+            Ok(ExitCode::from(3))
+        }
+        Some(e) => {
+            eprintln!("dooz gc: run aborted: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

@@ -96,6 +96,9 @@ impl Engine {
         conditions: WriteConditions,
     ) -> EngineResult<CopyOutcome> {
         validate_key(key)?;
+        // Held until the commit: the source's chunks may lose their last
+        // other reference meanwhile, and the collector must keep them.
+        let _in_flight = self.inner.uploads.begin();
         let (src_bucket, version) = self.copy_source(who, &src).await?;
         let dst = self.authorize(who, bucket, Action::Write).await?;
         if dst.tenant_id != src_bucket.tenant_id {
@@ -169,6 +172,8 @@ impl Engine {
         let (dst, upload) = self
             .upload_for(who, bucket, key, upload_id, Action::Write)
             .await?;
+        // Held until the commit (see copy_object).
+        let _in_flight = self.inner.uploads.begin();
         let (src_bucket, version) = self.copy_source(who, &src).await?;
         if dst.tenant_id != src_bucket.tenant_id {
             return Err(EngineError::AccessDenied(

@@ -93,6 +93,11 @@ impl From<MetaError> for EngineError {
             MetaError::ChunkVanished(c) => EngineError::Unavailable(format!(
                 "a reused chunk was collected concurrently ({c}); retry"
             )),
+            // The gateway could not renew its upload lease in time; a retry
+            // runs under the new one.
+            MetaError::LeaseLost(l) => EngineError::Unavailable(format!(
+                "the upload lease {l} was lost before commit; retry"
+            )),
             MetaError::Unavailable(m) => EngineError::Unavailable(format!("metadata store: {m}")),
             MetaError::Corrupt(m) => EngineError::Corrupt(format!("metadata: {m}")),
             other => EngineError::Internal(other.to_string()),

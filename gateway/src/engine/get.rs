@@ -11,10 +11,11 @@ use bytes::Bytes;
 use dooz_chunker::{ChunkId, Keyring};
 use futures::{Stream, StreamExt, stream};
 
+use super::relocate::Relocate;
 use super::{Action, Engine, EngineError, EngineResult, Principal};
 use crate::meta::{ChunkLocation, ObjectVersion};
 use crate::metrics::METRICS;
-use crate::store::PackStore;
+use crate::store::{PackStore, StoreError};
 
 /// Adjacent frames of one pack are fetched with one ranged read up to this size.
 const MAX_COALESCED_READ: u64 = 8 * 1024 * 1024;
@@ -147,19 +148,19 @@ pub struct GetOutcome {
 }
 
 /// One ranged read of a pack and the pieces of plaintext it yields.
-struct Read {
-    pack_id: [u8; 16],
-    start: u64,
-    end: u64,
-    pieces: Vec<Piece>,
+pub(super) struct Read {
+    pub(super) pack_id: [u8; 16],
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) pieces: Vec<Piece>,
 }
 
-struct Piece {
-    id: ChunkId,
-    loc: ChunkLocation,
+pub(super) struct Piece {
+    pub(super) id: ChunkId,
+    pub(super) loc: ChunkLocation,
     /// Plaintext bytes to drop at the front and to keep.
-    skip: usize,
-    take: usize,
+    pub(super) skip: usize,
+    pub(super) take: usize,
 }
 
 impl Engine {
@@ -266,11 +267,16 @@ impl Engine {
         for (pack, backend) in self.inner.meta.pack_backends(tenant.id, &packs).await? {
             stores.insert(pack, self.inner.backends.get(&backend)?.clone());
         }
+        let relocate = Relocate {
+            engine: self.clone(),
+            tenant: tenant.id,
+        };
         Ok(read_stream(
             stores,
             keyring,
             reads,
             self.inner.cfg.read_ahead,
+            relocate,
         ))
     }
 
@@ -346,11 +352,12 @@ fn read_stream(
     keyring: Arc<Keyring>,
     reads: Vec<Read>,
     read_ahead: usize,
+    relocate: Relocate,
 ) -> ObjectBody {
     let s = stream::iter(reads)
         .map(move |read| {
             let store = stores.get(&read.pack_id).cloned();
-            fetch(store, keyring.clone(), read)
+            fetch(store, keyring.clone(), read, relocate.clone())
         })
         .buffered(read_ahead)
         .flat_map(|res| match res {
@@ -364,11 +371,26 @@ async fn fetch(
     store: Option<PackStore>,
     keyring: Arc<Keyring>,
     read: Read,
+    relocate: Relocate,
 ) -> EngineResult<Vec<Bytes>> {
-    let store = store.ok_or_else(|| {
-        EngineError::Corrupt(format!("pack {} has no record", hex::encode(read.pack_id)))
-    })?;
-    let bytes = store.get_range(&read.pack_id, read.start..read.end).await?;
+    let Some(store) = store else {
+        // The pack row went away after the plan: compaction moved the chunks.
+        return relocate.refetch(keyring, read).await;
+    };
+    let bytes = match store.get_range(&read.pack_id, read.start..read.end).await {
+        Ok(b) => b,
+        Err(StoreError::NotFound { .. }) => return relocate.refetch(keyring, read).await,
+        Err(e) => return Err(e.into()),
+    };
+    open_pieces(bytes, keyring, read).await
+}
+
+/// Opens the frames of one ranged read and cuts out the requested plaintext.
+pub(super) async fn open_pieces(
+    bytes: Bytes,
+    keyring: Arc<Keyring>,
+    read: Read,
+) -> EngineResult<Vec<Bytes>> {
     if bytes.len() as u64 != read.end - read.start {
         return Err(EngineError::Corrupt(format!(
             "pack {} is shorter than its index says",

@@ -4,12 +4,14 @@
 mod buckets;
 mod checksum;
 mod copy;
+mod discard;
 mod error;
 mod get;
 mod keys;
 mod list;
 mod multipart;
 mod put;
+mod relocate;
 mod validate;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use dooz_keyvault::KeyVault;
 use tokio::sync::Semaphore;
 
 use crate::config::ChunkingConfig;
+use crate::jobs::uploads::UploadLeases;
 use crate::meta::{MetaStore, Policy, TenantId};
 use crate::store::Backends;
 
@@ -121,6 +124,8 @@ struct Inner {
     cfg: EngineConfig,
     /// Global back-pressure on pack buffers held by all uploads.
     budget: Arc<Semaphore>,
+    /// Uploads in flight, published to the collector by the upload lease.
+    uploads: Arc<UploadLeases>,
 }
 
 impl Engine {
@@ -143,6 +148,7 @@ impl Engine {
                 vault,
                 cfg,
                 budget: Arc::new(Semaphore::new(units)),
+                uploads: UploadLeases::new(),
             }),
         })
     }
@@ -161,6 +167,11 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.cfg
+    }
+
+    /// This process's uploads in flight (see `jobs::uploads`).
+    pub fn uploads(&self) -> &Arc<UploadLeases> {
+        &self.inner.uploads
     }
 }
 

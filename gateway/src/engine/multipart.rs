@@ -179,18 +179,33 @@ impl Engine {
         algorithms.extend(upload_alg);
         let tenant = self.tenant(b.tenant_id).await?;
         let store = self.inner.backends.get(&b.backend)?.clone();
+        // Held until the commit (see put_object).
+        let in_flight = self.inner.uploads.begin();
         let staged = self
-            .ingest(&tenant, &store, body, algorithms, MAX_OBJECT_SIZE)
+            .ingest(
+                &tenant,
+                &store,
+                body,
+                algorithms,
+                MAX_OBJECT_SIZE,
+                in_flight.fence(),
+            )
             .await?;
-        if let Some(expected_len) = content_length
-            && expected_len != staged.size
-        {
-            return Err(EngineError::IncompleteBody {
+        let written: Vec<[u8; 16]> = staged.new_packs.iter().map(|p| p.id).collect();
+        let checked = match content_length {
+            Some(expected_len) if expected_len != staged.size => Err(EngineError::IncompleteBody {
                 expected: expected_len,
                 received: staged.size,
-            });
-        }
-        let mut checksums = std::mem::take(&mut expected).verify(&staged.checksums)?;
+            }),
+            _ => std::mem::take(&mut expected).verify(&staged.checksums),
+        };
+        let mut checksums = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                self.discard_packs(&store, &written).await;
+                return Err(e);
+            }
+        };
         if let Some(alg) = upload_alg
             && let Some(v) = staged.checksums.values.get(alg.as_str())
         {
@@ -205,7 +220,8 @@ impl Engine {
             created_at: now_millis(),
             manifest: Manifest::single(staged.chunks),
         };
-        self.inner
+        let committed = self
+            .inner
             .meta
             .commit_part(PartCommit {
                 tenant_id: tenant.id,
@@ -214,7 +230,15 @@ impl Engine {
                 new_chunks: staged.new_chunks,
                 new_packs: staged.new_packs,
             })
-            .await?;
+            .await;
+        if let Err(e) = &committed
+            && e.nothing_committed()
+        {
+            // A concurrent abort (NoSuchUpload) or a lost lease.
+            self.discard_packs(&store, &written).await;
+        }
+        drop(in_flight);
+        committed?;
         record_write(staged.size, staged.stored_bytes, staged.dedup_chunks);
         Ok(PutOutcome {
             etag,

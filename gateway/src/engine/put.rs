@@ -20,8 +20,8 @@ use super::checksum::{
 use super::validate::{validate_key, validate_user_metadata};
 use super::{Action, BUDGET_UNIT, Engine, EngineError, EngineResult, Principal, now_millis};
 use crate::meta::{
-    ChunkLocation, Manifest, ManifestChunk, NewChunk, NewPack, ObjectAttrs, ObjectCommit, Tenant,
-    WriteConditions,
+    ChunkLocation, LeaseFence, Manifest, ManifestChunk, NewChunk, NewPack, ObjectAttrs,
+    ObjectCommit, Tenant, WriteConditions,
 };
 use crate::metrics::METRICS;
 use crate::store::{PackStore, StoreError};
@@ -98,6 +98,9 @@ impl Engine {
         }
         let tenant = self.tenant(bucket.tenant_id).await?;
         let store = self.inner.backends.get(&bucket.backend)?.clone();
+        // Held until the commit: the collector keeps what this upload may
+        // reference (chunks it finds, packs it writes) while it runs.
+        let in_flight = self.inner.uploads.begin();
         let staged = self
             .ingest(
                 &tenant,
@@ -105,17 +108,24 @@ impl Engine {
                 body,
                 req.expected.algorithms(),
                 super::MAX_OBJECT_SIZE,
+                in_flight.fence(),
             )
             .await?;
-        if let Some(expected) = req.content_length
-            && expected != staged.size
-        {
-            return Err(EngineError::IncompleteBody {
+        let written: Vec<[u8; 16]> = staged.new_packs.iter().map(|p| p.id).collect();
+        let checked = match req.content_length {
+            Some(expected) if expected != staged.size => Err(EngineError::IncompleteBody {
                 expected,
                 received: staged.size,
-            });
-        }
-        let checksums = std::mem::take(&mut req.expected).verify(&staged.checksums)?;
+            }),
+            _ => std::mem::take(&mut req.expected).verify(&staged.checksums),
+        };
+        let checksums = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                self.discard_packs(&store, &written).await;
+                return Err(e);
+            }
+        };
         let etag = etag_of(&staged.checksums.md5);
         let mut attrs = req.attrs;
         attrs.size = staged.size;
@@ -136,6 +146,12 @@ impl Engine {
             conditions: req.conditions,
         };
         let outcome = self.inner.meta.commit_object(commit).await;
+        if let Err(e) = &outcome
+            && e.nothing_committed()
+        {
+            self.discard_packs(&store, &written).await;
+        }
+        drop(in_flight);
         let outcome = outcome.inspect_err(|e| {
             if matches!(e, crate::meta::MetaError::PreconditionFailed(_)) {
                 METRICS
@@ -157,8 +173,9 @@ impl Engine {
         })
     }
 
-    /// Streams a body into packs on `store`; returns once every pack is on the
-    /// backend. Commits nothing.
+    /// Streams a body into packs on `store`, written under `fence` (the
+    /// upload's lease); returns once every pack is on the backend. Commits
+    /// nothing; on failure deletes the packs it wrote.
     pub(crate) async fn ingest<S, E>(
         &self,
         tenant: &Tenant,
@@ -166,6 +183,7 @@ impl Engine {
         mut body: S,
         algorithms: Vec<ChecksumAlgorithm>,
         max_size: u64,
+        fence: Option<LeaseFence>,
     ) -> EngineResult<Staged>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -192,24 +210,22 @@ impl Engine {
             uploads: JoinSet::new(),
             new_chunks: Vec::new(),
             new_packs: Vec::new(),
+            shipped: Vec::new(),
+            fence,
             stored_bytes: 0,
             dedup_chunks: 0,
         };
-        while let Some(item) = body.next().await {
-            let bytes = item.map_err(|e| EngineError::BodyRead(e.to_string()))?;
-            ing.size += bytes.len() as u64;
-            if ing.size > max_size {
-                return Err(EngineError::EntityTooLarge { max: max_size });
-            }
-            ing.hashes.update(&bytes);
-            for chunk in ing.chunker.push(&bytes) {
-                ing.add_chunk(chunk).await?;
+        let fed = match ing.feed(&mut body, max_size).await {
+            Ok(()) => ing.drain().await,
+            Err(e) => Err(e),
+        };
+        match fed {
+            Ok(()) => Ok(ing.into_staged()),
+            Err(e) => {
+                ing.abandon().await;
+                Err(e)
             }
         }
-        if let Some(chunk) = ing.chunker.finish() {
-            ing.add_chunk(chunk).await?;
-        }
-        ing.finish().await
     }
 }
 
@@ -251,11 +267,44 @@ struct Ingest {
     uploads: JoinSet<Result<NewPack, StoreError>>,
     new_chunks: Vec<NewChunk>,
     new_packs: Vec<NewPack>,
+    /// Every pack whose upload started, finished or not.
+    shipped: Vec<[u8; 16]>,
+    fence: Option<LeaseFence>,
     stored_bytes: u64,
     dedup_chunks: u64,
 }
 
 impl Ingest {
+    /// Reads, chunks and packs the whole body.
+    async fn feed<S, E>(&mut self, body: &mut S, max_size: u64) -> EngineResult<()>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        while let Some(item) = body.next().await {
+            let bytes = item.map_err(|e| EngineError::BodyRead(e.to_string()))?;
+            self.size += bytes.len() as u64;
+            if self.size > max_size {
+                return Err(EngineError::EntityTooLarge { max: max_size });
+            }
+            self.hashes.update(&bytes);
+            for chunk in self.chunker.push(&bytes) {
+                self.add_chunk(chunk).await?;
+            }
+        }
+        if let Some(chunk) = self.chunker.finish() {
+            self.add_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// After a failure: lets the pack uploads in flight end, then deletes
+    /// every pack this upload wrote (nothing references them).
+    async fn abandon(mut self) {
+        while self.uploads.join_next().await.is_some() {}
+        self.engine.discard_packs(&self.store, &self.shipped).await;
+    }
+
     async fn add_chunk(&mut self, plaintext: Vec<u8>) -> EngineResult<()> {
         let id = self.keyring.chunk_id(&plaintext);
         let plain_len = u32::try_from(plaintext.len())
@@ -389,6 +438,8 @@ impl Ingest {
         let store = self.store.clone();
         let permit = pack.permit;
         let id = pack.id;
+        let fence = self.fence.clone();
+        self.shipped.push(id);
         self.uploads.spawn(async move {
             let size = bytes.len() as u64;
             let res = store.put_pack(&id, bytes).await;
@@ -397,6 +448,7 @@ impl Ingest {
                 id,
                 backend: store.name().to_owned(),
                 size,
+                fence,
             })
         });
         while self.uploads.len() >= self.engine.inner.cfg.packs_in_flight {
@@ -414,14 +466,19 @@ impl Ingest {
         Ok(())
     }
 
-    async fn finish(mut self) -> EngineResult<Staged> {
+    /// Packs what is still pending and waits for every pack upload.
+    async fn drain(&mut self) -> EngineResult<()> {
         self.flush_pending().await?;
         self.drain_sealing().await?;
         self.ship_pack().await?;
         while !self.uploads.is_empty() {
             self.join_one_upload().await?;
         }
-        Ok(Staged {
+        Ok(())
+    }
+
+    fn into_staged(self) -> Staged {
+        Staged {
             chunks: self.chunks,
             new_chunks: self.new_chunks,
             new_packs: self.new_packs,
@@ -429,6 +486,6 @@ impl Ingest {
             checksums: self.hashes.finish(),
             stored_bytes: self.stored_bytes,
             dedup_chunks: self.dedup_chunks,
-        })
+        }
     }
 }

@@ -12,6 +12,8 @@ pub mod sqlite;
 mod accounts;
 mod check;
 mod codec;
+mod gc;
+mod leases;
 mod migrate;
 mod multipart;
 mod objects;
@@ -23,6 +25,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
+pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
 pub use manifest::{Manifest, ManifestChunk, ManifestPart};
 pub use model::*;
 pub use postgres::PgStore;
@@ -82,6 +86,10 @@ pub enum MetaError {
     /// the client should retry the request.
     #[error("chunk {0} vanished before commit")]
     ChunkVanished(String),
+    /// Work done under a lease (new packs of an upload or of compaction)
+    /// may only commit while the lease is held; this one was lost.
+    #[error("lease {0} was lost before commit")]
+    LeaseLost(String),
     #[error("{what} already exists: {name}")]
     AlreadyExists { what: &'static str, name: String },
     #[error("{what} not found: {name}")]
@@ -98,11 +106,35 @@ pub enum MetaError {
     Internal(String),
 }
 
+impl MetaError {
+    /// The error was decided inside the transaction, which then rolled back:
+    /// certainly nothing was committed. Connection and commit failures
+    /// (`Unavailable`, `Internal`) leave that open.
+    pub fn nothing_committed(&self) -> bool {
+        matches!(
+            self,
+            MetaError::NoSuchBucket(_)
+                | MetaError::NoSuchKey { .. }
+                | MetaError::NoSuchVersion { .. }
+                | MetaError::NoSuchUpload(_)
+                | MetaError::BucketAlreadyExists(_)
+                | MetaError::BucketAlreadyOwnedByYou(_)
+                | MetaError::BucketNotEmpty(_)
+                | MetaError::PreconditionFailed(_)
+                | MetaError::ChunkVanished(_)
+                | MetaError::LeaseLost(_)
+                | MetaError::AlreadyExists { .. }
+                | MetaError::NotFound { .. }
+        )
+    }
+}
+
 pub type MetaResult<T> = Result<T, MetaError>;
 
 /// Keys are compared as UTF-8 byte strings everywhere (S3 lists in binary order).
+/// Leases and the collector's operations live in their own traits.
 #[async_trait]
-pub trait MetaStore: Send + Sync + 'static {
+pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
     /// Short name for logs and metrics: "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
     /// Cheap round trip, for /health/ready.

@@ -149,6 +149,10 @@ pub struct NewPack {
     pub id: PackKey,
     pub backend: String,
     pub size: u64,
+    /// The lease it was written under: the commit fails (`LeaseLost`) unless
+    /// that lease is still held, because once it is gone the orphan sweep
+    /// may delete the pack. None only for tools and tests with no collector.
+    pub fence: Option<super::leases::LeaseFence>,
 }
 
 /// Conditions evaluated against the current latest version inside the commit.

@@ -318,12 +318,15 @@ fn state_of(refcount: i64) -> &'static str {
     if refcount > 0 { "live" } else { "zombie" }
 }
 
-async fn insert_packs(
+/// Inserts new pack rows, once the leases they were written under are
+/// checked (and locked against takeover until the transaction ends).
+pub(crate) async fn insert_packs(
     tx: &mut dyn Tx,
     tenant: TenantId,
     packs: &[NewPack],
     now: Millis,
 ) -> MetaResult<()> {
+    super::leases::check_fences(tx, packs.iter().filter_map(|p| p.fence.as_ref())).await?;
     let mut sorted: Vec<&NewPack> = packs.iter().collect();
     sorted.sort_by_key(|p| p.id);
     let mut sets = Vec::with_capacity(sorted.len());
@@ -370,7 +373,7 @@ async fn lock_rows(
     Ok(out)
 }
 
-async fn adjust_packs(tx: &mut dyn Tx, delta: BTreeMap<PackKey, i64>) -> MetaResult<()> {
+pub(crate) async fn adjust_packs(tx: &mut dyn Tx, delta: BTreeMap<PackKey, i64>) -> MetaResult<()> {
     let changed: Vec<(PackKey, i64)> = delta.into_iter().filter(|(_, d)| *d != 0).collect();
     let sets: Vec<Vec<Value>> = changed
         .iter()

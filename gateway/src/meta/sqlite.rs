@@ -365,6 +365,7 @@ impl Tx for SqliteTx<'_> {
 fn translate(sql: &str) -> Cow<'_, str> {
     let sql = sql
         .strip_suffix(" FOR UPDATE")
+        .or_else(|| sql.strip_suffix(" FOR KEY SHARE"))
         .or_else(|| sql.strip_suffix(" FOR SHARE"))
         .unwrap_or(sql);
     if sql.contains('$') {
@@ -452,6 +453,7 @@ mod tests {
             "SELECT a FROM t WHERE x = ?2 AND y = ?10"
         );
         assert_eq!(translate("SELECT 1 FOR SHARE"), "SELECT 1");
+        assert_eq!(translate("SELECT 1 FOR KEY SHARE"), "SELECT 1");
         assert!(matches!(translate("SELECT 1"), Cow::Borrowed(_)));
     }
 }

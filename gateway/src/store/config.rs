@@ -78,7 +78,7 @@ fn yes() -> bool {
 }
 
 /// Durations in the config file are given as (fractional) seconds.
-mod humantime_secs {
+pub(crate) mod humantime_secs {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod counting;
+mod staging;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -23,6 +24,7 @@ use object_store::{
 
 pub use config::{BackendConfig, RetrySettings, S3BackendConfig};
 use counting::counting_attempts;
+pub use staging::StagingFile;
 
 use crate::meta::PackKey;
 
@@ -50,6 +52,9 @@ pub struct PackStore {
     inner: Arc<dyn ObjectStore>,
     prefix: String,
     create_only: bool,
+    /// The directory of a local backend, where interrupted writes leave
+    /// staging files (see `staging.rs`).
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PackStore {
@@ -72,6 +77,10 @@ impl PackStore {
         let config_err = |e: object_store::Error| StoreError::Config {
             backend: name.to_owned(),
             message: e.to_string(),
+        };
+        let local_root = match cfg {
+            BackendConfig::Local { path } => Some(path.clone()),
+            _ => None,
         };
         let (inner, prefix, create_only): (Arc<dyn ObjectStore>, String, bool) = match cfg {
             BackendConfig::Local { path } => {
@@ -124,6 +133,7 @@ impl PackStore {
             inner,
             prefix,
             create_only,
+            local_root,
         })
     }
 
@@ -218,26 +228,48 @@ impl PackStore {
 
     /// Every pack on the backend with its size (for fsck and recovery).
     pub async fn list_packs(&self) -> Result<Vec<(PackKey, u64)>, StoreError> {
+        Ok(self
+            .list_pack_objects()
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.size))
+            .collect())
+    }
+
+    /// Every pack on the backend with its size and modification time. Fails
+    /// unless the whole listing succeeded: a partial listing must never be
+    /// taken for the backend's content.
+    pub async fn list_pack_objects(&self) -> Result<Vec<ListedPack>, StoreError> {
+        let started = Instant::now();
         let prefix = Path::from(format!("{}packs", self.prefix));
-        let mut stream = self.inner.list(Some(&prefix));
-        let mut out = Vec::new();
-        while let Some(item) = stream.next().await {
-            let meta = item.map_err(|e| StoreError::Unavailable {
-                backend: self.name.clone(),
-                message: e.to_string(),
-            })?;
-            let Some(file) = meta.location.filename() else {
-                continue;
-            };
-            let Some(hex_id) = file.strip_suffix(".dzp") else {
-                continue;
-            };
-            let mut id = [0u8; 16];
-            if hex::decode_to_slice(hex_id, &mut id).is_ok() {
-                out.push((id, meta.size));
+        let (res, attempts) = counting_attempts(async {
+            let mut stream = self.inner.list(Some(&prefix));
+            let mut out = Vec::new();
+            while let Some(item) = stream.next().await {
+                let meta = item?;
+                let Some(file) = meta.location.filename() else {
+                    continue;
+                };
+                let Some(hex_id) = file.strip_suffix(".dzp") else {
+                    continue;
+                };
+                let mut id = [0u8; 16];
+                if hex::decode_to_slice(hex_id, &mut id).is_ok() {
+                    out.push(ListedPack {
+                        id,
+                        size: meta.size,
+                        modified_ms: meta.last_modified.timestamp_millis(),
+                    });
+                }
             }
-        }
-        Ok(out)
+            Ok::<_, object_store::Error>(out)
+        })
+        .await;
+        crate::metrics::backend_request(&self.name, "list", started, res.is_ok(), attempts);
+        res.map_err(|e| StoreError::Unavailable {
+            backend: self.name.clone(),
+            message: e.to_string(),
+        })
     }
 
     /// A cheap request that proves the backend answers (for /health/ready).
@@ -251,6 +283,16 @@ impl PackStore {
             }),
         }
     }
+}
+
+/// A pack as a backend listing shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListedPack {
+    pub id: PackKey,
+    pub size: u64,
+    /// Last modification, milliseconds since the Unix epoch, by the backend's
+    /// clock (S3 backends round it down to the second).
+    pub modified_ms: i64,
 }
 
 /// All configured backends by name.

@@ -56,6 +56,8 @@ pub struct Options {
     pub backend_config: Option<BackendConfig>,
     /// OpenBao transit as a second KEK provider.
     pub openbao: Option<dooz_gateway::config::OpenBaoSection>,
+    /// The collector's settings (default: `[gc]` defaults).
+    pub gc: Option<dooz_gateway::jobs::GcConfig>,
 }
 
 impl Options {
@@ -67,6 +69,7 @@ impl Options {
             pack_target: None,
             backend_config: None,
             openbao: None,
+            gc: None,
         }
     }
 }
@@ -138,6 +141,9 @@ pub async fn start_with(opts: Options, meta: MetaHandle, seaweed: Option<Seaweed
         cfg.chunking.pack_target_size = p;
     }
     cfg.kms.openbao = opts.openbao.clone();
+    if let Some(gc) = &opts.gc {
+        cfg.gc = gc.clone();
+    }
     // A shared root key, so gateways of one deployment open each other's tenants.
     cfg.kms.root_key_file = Some(shared_root_key(&meta, &data_dir));
     let cfg = cfg.finish().expect("config");
@@ -288,7 +294,7 @@ impl Gateway {
     }
 
     pub async fn fsck_clean(&self) {
-        let report = dooz_gateway::fsck::run(self.engine(), true)
+        let report = dooz_gateway::fsck::run(self.engine(), true, self.cfg.gc.threshold_permille())
             .await
             .expect("fsck");
         assert!(report.is_clean(), "fsck: {}", report.render());
@@ -298,5 +304,23 @@ impl Gateway {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+    }
+
+    /// Starts the stopped gateway again on the same data, on new ports.
+    pub async fn restart(&mut self) {
+        assert!(self.running.is_none(), "stop the gateway first");
+        let ctx = Context::open(self.cfg.clone()).await.expect("open context");
+        let running = server::start(ctx).await.expect("restart gateway");
+        self.endpoint = format!("http://{}", running.s3_addr);
+        self.admin = format!("http://{}", running.admin_addr);
+        self.running = Some(running);
+    }
+
+    /// The gateway's configuration as a file, for the `dooz` binary.
+    pub fn config_file(&self) -> PathBuf {
+        let path = self.data_dir.path().join("dooz.toml");
+        let text = toml::to_string(&self.cfg).expect("config as TOML");
+        std::fs::write(&path, text).expect("write config");
+        path
     }
 }
