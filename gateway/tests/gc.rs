@@ -16,9 +16,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
 use dooz_gateway::jobs::{Collector, GcConfig, GcReport};
 use md5::Digest as _;
-use support::gateway::{
-    Backend, Gateway, Meta, MetaHandle, Options, local_packs_dir, start, start_with,
-};
+use support::gateway::{Backend, Gateway, Meta, Options, local_packs_dir, start};
 use support::{code, get, pseudo_random, put};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -234,6 +232,13 @@ fn small_packs(meta: Meta, backend: Backend) -> Options {
     opts
 }
 
+/// Small packs (256 KiB): uploads ship packs while their bodies still arrive.
+fn tiny_packs() -> Options {
+    let mut opts = small_packs(Meta::Sqlite, Backend::Local);
+    opts.pack_target = Some(256 * 1024);
+    opts
+}
+
 /// Every other MiB of `x`: shares most chunks with it, so deleting `x`
 /// leaves its packs about half live.
 fn every_other_mib(x: &[u8]) -> Vec<u8> {
@@ -375,9 +380,7 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 /// it has written but not committed — with the collector running at grace 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_slower_than_the_grace_period_keep_their_chunks_and_packs() {
-    let mut opts = small_packs(Meta::Sqlite, Backend::Local);
-    opts.pack_target = Some(256 * 1024);
-    let g = start(opts).await;
+    let g = start(tiny_packs()).await;
     let c = g.client();
     c.create_bucket().bucket("slow").send().await.unwrap();
 
@@ -460,9 +463,7 @@ async fn uploads_slower_than_the_grace_period_keep_their_chunks_and_packs() {
 /// and the gateway holds a new lease for the next upload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_whose_lease_was_lost_is_refused_and_cleans_up() {
-    let mut opts = small_packs(Meta::Sqlite, Backend::Local);
-    opts.pack_target = Some(256 * 1024);
-    let g = start(opts).await;
+    let g = start(tiny_packs()).await;
     let c = g.client();
     c.create_bucket().bucket("fence").send().await.unwrap();
     let body = pseudo_random(3 * MIB, 21);
@@ -658,13 +659,7 @@ async fn stress_embedded_writers_against_a_collector_at_grace_0() {
 /// one collects at a time, writers on both keep going.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_two_gateways_on_postgres_one_collector_at_a_time() {
-    let a = start(gc_stress::stress_options(Meta::Postgres, Backend::Seaweed)).await;
-    let MetaHandle::Postgres(db) = &a.meta else {
-        unreachable!()
-    };
-    let mut opts = gc_stress::stress_options(Meta::Postgres, Backend::Seaweed);
-    opts.backend_config = Some(a.cfg.backends["main"].clone());
-    let b = start_with(opts, MetaHandle::Postgres(db.clone()), None).await;
+    let (a, b) = gc_stress::postgres_pair().await;
     let plan = gc_stress::Plan {
         writers: 4,
         ops_per_writer: 20,

@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use common::{ChunkRow, Kind, TestDb};
 use dooz_gateway::meta::{
-    self, Bucket, ChunkKey, ChunkLocation, CommitOutcome, Manifest, ManifestChunk, ManifestPart,
-    MetaError, MetaStore, MultipartUpload, NewChunk, NewPack, ObjectAttrs, ObjectCommit, PackKey,
-    Part, PartCommit, Policy, Tenant, TenantId, User, WriteConditions,
+    self, Bucket, ChunkKey, ChunkLocation, ChunkMove, CommitOutcome, LeaseGrant, LeaseRequest,
+    Manifest, ManifestChunk, ManifestPart, MetaError, MetaStore, MultipartUpload, NewChunk,
+    NewPack, ObjectAttrs, ObjectCommit, PackKey, Part, PartCommit, Policy, Repoint, Tenant,
+    TenantId, User, WriteConditions,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -45,6 +46,11 @@ for_both_stores!(
     bad_rows_are_corrupt_not_panics,
     corrupt_refcounts_do_not_block_deletes,
     commit_latency_of_a_1000_chunk_manifest,
+    leases_acquire_renew_take_over_and_revoke,
+    commits_fenced_by_a_lost_lease_roll_back,
+    collector_deletes_only_old_zombies_and_unreferenced_packs,
+    repoint_moves_live_rows_compare_and_set,
+    space_counts_live_zombie_dead_and_reclaimable,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -249,13 +255,13 @@ async fn migrations_are_idempotent_and_refuse_newer_schemas(db: &TestDb) {
     assert_eq!(
         db.ints("SELECT COUNT(*), MIN(version), MAX(version) FROM schema_migrations")
             .await,
-        vec![vec![Some(1), Some(1), Some(1)]]
+        vec![vec![Some(2), Some(1), Some(2)]]
     );
     db.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)")
         .await;
     match db.try_open().await {
         Err(MetaError::SchemaTooNew { found, known }) => {
-            assert_eq!((found, known), (9999, 1));
+            assert_eq!((found, known), (9999, 2));
         }
         other => panic!("expected SchemaTooNew, got {:?}", other.map(|s| s.kind())),
     }
@@ -268,7 +274,7 @@ async fn concurrent_opens_apply_each_migration_once(db: &TestDb) {
     }
     assert_eq!(
         db.ints("SELECT COUNT(*) FROM schema_migrations").await,
-        vec![vec![Some(1)]]
+        vec![vec![Some(2)]]
     );
 }
 
@@ -1801,4 +1807,341 @@ async fn postgres_deadlock_victim_is_retried() {
     let rows = db.chunk_rows().await;
     assert_eq!((refcount(&rows, 1), refcount(&rows, 2)), (2, 2));
     assert_consistent(&db, &fx.store).await;
+}
+
+// ------------------------------------------------- leases and the collector
+
+fn lease_request(name: &str, holder: &str, now: i64, ttl: i64) -> LeaseRequest {
+    LeaseRequest {
+        name: name.into(),
+        holder: holder.into(),
+        owner: format!("test {holder}"),
+        now,
+        expires_at: now + ttl,
+        low_water: Some(now),
+        expired_before: now,
+    }
+}
+
+fn acquired(g: LeaseGrant) -> meta::LeaseRecord {
+    match g {
+        LeaseGrant::Acquired(r) => r,
+        other => panic!("expected the lease, got {other:?}"),
+    }
+}
+
+async fn leases_acquire_renew_take_over_and_revoke(db: &TestDb) {
+    let store = db.open().await;
+    let now = 1_700_000_000_000;
+    let a = acquired(
+        store
+            .acquire_lease(&lease_request("gc", "a", now, 1000))
+            .await
+            .unwrap(),
+    );
+    match store
+        .acquire_lease(&lease_request("gc", "b", now + 500, 1000))
+        .await
+        .unwrap()
+    {
+        LeaseGrant::Busy(Some(holder)) => assert_eq!(holder, a),
+        other => panic!("a held lease is busy: {other:?}"),
+    }
+    assert!(
+        store
+            .renew_lease(&a.fence(), now + 2000, None)
+            .await
+            .unwrap()
+    );
+    // Expired (renewed no more): b takes it over, a's renewals fail.
+    let b = acquired(
+        store
+            .acquire_lease(&lease_request("gc", "b", now + 2001, 1000))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        !store
+            .renew_lease(&a.fence(), now + 5000, None)
+            .await
+            .unwrap()
+    );
+    assert!(!store.release_lease(&a.fence()).await.unwrap());
+    assert_eq!(store.list_leases("gc").await.unwrap(), vec![b.clone()]);
+
+    let u1 = acquired(
+        store
+            .acquire_lease(&lease_request("uploads/1", "x", now, 100))
+            .await
+            .unwrap(),
+    );
+    let u2 = acquired(
+        store
+            .acquire_lease(&lease_request("uploads/2", "y", now, 10_000))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        store.list_leases("uploads/").await.unwrap(),
+        vec![u1.clone(), u2.clone()]
+    );
+    let revoked = store
+        .revoke_expired_leases("uploads/", now + 1000)
+        .await
+        .unwrap();
+    assert_eq!(revoked, vec![u1.clone()], "only expired upload leases go");
+    assert_eq!(store.list_leases("uploads/").await.unwrap(), vec![u2]);
+    assert!(
+        !store
+            .renew_lease(&u1.fence(), now + 9999, Some(now))
+            .await
+            .unwrap()
+    );
+    assert!(store.release_lease(&b.fence()).await.unwrap());
+    assert!(store.list_leases("gc").await.unwrap().is_empty());
+}
+
+async fn commits_fenced_by_a_lost_lease_roll_back(db: &TestDb) {
+    let fx = fixture(db).await;
+    let now = dooz_gateway::engine::now_millis();
+    let lease = acquired(
+        fx.store
+            .acquire_lease(&lease_request("uploads/g", "t1", now, 60_000))
+            .await
+            .unwrap(),
+    );
+    let mut ok = object_commit(&fx, "a", &[1, 2], &[1, 2], "a");
+    ok.new_packs[0].fence = Some(lease.fence());
+    fx.store.commit_object(ok).await.unwrap();
+
+    assert!(fx.store.release_lease(&lease.fence()).await.unwrap());
+    let mut late = object_commit(&fx, "b", &[3], &[3], "b");
+    late.new_packs[0].fence = Some(lease.fence());
+    match fx.store.commit_object(late).await {
+        Err(e @ MetaError::LeaseLost(_)) => assert!(e.nothing_committed()),
+        other => panic!("a commit under a lost lease must fail: {other:?}"),
+    }
+    assert!(
+        fx.store
+            .get_object("bkt", "b", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(fx.store.list_packs(None).await.unwrap().len(), 1);
+    assert_consistent(db, &fx.store).await;
+}
+
+async fn collector_deletes_only_old_zombies_and_unreferenced_packs(db: &TestDb) {
+    let fx = fixture(db).await;
+    put(&fx, "one", &[1, 2, 3]).await;
+    put(&fx, "two", &[3, 4]).await;
+    fx.store.delete_object("bkt", "one", None).await.unwrap();
+    let rows = db.chunk_rows().await;
+    let z = row(&rows, 2).unwrap().zombie_since.unwrap();
+    let far = z + 3_600_000;
+
+    // Chunk 1 is looked up again (an upload may reuse it): its grace restarts.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(missing(&fx, &[1]).await.is_empty());
+    let listed = fx.store.gc_zombies(far, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let cut = z + 1;
+    let ids: Vec<(TenantId, ChunkKey)> = listed.iter().map(|z| (z.tenant, z.id)).collect();
+    let gone = fx.store.gc_collect_zombies(cut, &ids).await.unwrap();
+    assert_eq!(gone.iter().map(|z| z.id).collect::<Vec<_>>(), vec![cid(2)]);
+    assert_eq!(gone[0].len, u64::from(frame_len(2)));
+
+    // A zombie revived between listing and collection stays.
+    let listed = fx.store.gc_zombies(far, None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|z| z.id).collect::<Vec<_>>(),
+        vec![cid(1)]
+    );
+    fx.store
+        .commit_object(object_commit(&fx, "three", &[1], &[], "r"))
+        .await
+        .unwrap();
+    let ids: Vec<(TenantId, ChunkKey)> = listed.iter().map(|z| (z.tenant, z.id)).collect();
+    assert!(
+        fx.store
+            .gc_collect_zombies(far, &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        fx.store
+            .gc_unreferenced_packs(far, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_consistent(db, &fx.store).await;
+
+    // Everything deleted and collected: both packs have no rows left.
+    for k in ["two", "three"] {
+        fx.store.delete_object("bkt", k, None).await.unwrap();
+    }
+    let dry = fx
+        .store
+        .gc_unreferenced_packs(far, Some(far), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        dry.len(),
+        2,
+        "a dry run sees the packs collection would empty"
+    );
+    let all: Vec<(TenantId, ChunkKey)> = fx
+        .store
+        .gc_zombies(far, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|z| (z.tenant, z.id))
+        .collect();
+    assert_eq!(
+        fx.store.gc_collect_zombies(far, &all).await.unwrap().len(),
+        3
+    );
+    let empty = fx
+        .store
+        .gc_unreferenced_packs(far, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(empty.len(), 2);
+    for p in &empty {
+        assert_eq!(
+            fx.store.gc_drop_pack(&p.id, far).await.unwrap().as_ref(),
+            Some(p)
+        );
+        assert_eq!(fx.store.gc_drop_pack(&p.id, far).await.unwrap(), None);
+    }
+    assert!(fx.store.list_packs(None).await.unwrap().is_empty());
+    assert_consistent(db, &fx.store).await;
+}
+
+async fn repoint_moves_live_rows_compare_and_set(db: &TestDb) {
+    let fx = fixture(db).await;
+    put(&fx, "old", &[1, 2, 3, 4]).await;
+    put(&fx, "keep", &[3, 4]).await;
+    fx.store.delete_object("bkt", "old", None).await.unwrap();
+    let before = fx.store.list_packs(None).await.unwrap();
+    assert_eq!(before.len(), 1);
+    let old = before[0].clone();
+    let candidates = fx
+        .store
+        .gc_compaction_candidates(900, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(candidates, vec![old.clone()]);
+    assert!(
+        fx.store
+            .gc_compaction_candidates(100, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let rows = fx.store.gc_pack_chunks(&old.id).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    let live: Vec<_> = rows.iter().filter(|c| c.live).collect();
+    assert_eq!(
+        live.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![cid(3), cid(4)]
+    );
+    let new_id: PackKey = rand::random();
+    let mut moves: Vec<ChunkMove> = Vec::new();
+    let mut to = 21u64;
+    for c in &live {
+        moves.push(ChunkMove {
+            id: c.id,
+            from: old.id,
+            from_offset: c.loc.offset,
+            to_offset: to,
+        });
+        to += u64::from(c.loc.len);
+    }
+    // A move whose source location is stale changes nothing.
+    moves.push(ChunkMove {
+        id: cid(1),
+        from: old.id,
+        from_offset: 999_999,
+        to_offset: to,
+    });
+    let out = fx
+        .store
+        .gc_repoint(Repoint {
+            tenant: fx.tenant,
+            new_pack: NewPack {
+                id: new_id,
+                backend: "local".into(),
+                size: to + 200,
+                fence: None,
+            },
+            moves,
+        })
+        .await
+        .unwrap();
+    assert_eq!((out.moved, out.skipped), (2, 1));
+    assert_eq!(out.live_bytes, u64::from(frame_len(3) + frame_len(4)));
+    let live = live_bytes(&fx).await;
+    assert_eq!(live[&old.id], 0);
+    assert_eq!(live[&new_id], out.live_bytes);
+    let loc = fx
+        .store
+        .chunk_locations(fx.tenant, &[cid(3)])
+        .await
+        .unwrap();
+    assert_eq!((loc[0].1.pack_id, loc[0].1.offset), (new_id, 21));
+    assert_consistent(db, &fx.store).await;
+
+    // The old pack is retired: kept while readers may hold its locations.
+    let far = dooz_gateway::engine::now_millis() + 3_600_000;
+    let zombies: Vec<(TenantId, ChunkKey)> = [1, 2].iter().map(|&n| (fx.tenant, cid(n))).collect();
+    assert_eq!(
+        fx.store
+            .gc_collect_zombies(far, &zombies)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let long_ago = 1;
+    assert!(
+        fx.store
+            .gc_unreferenced_packs(long_ago, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        fx.store.gc_drop_pack(&old.id, long_ago).await.unwrap(),
+        None
+    );
+    assert!(fx.store.gc_drop_pack(&old.id, far).await.unwrap().is_some());
+    assert_consistent(db, &fx.store).await;
+}
+
+async fn space_counts_live_zombie_dead_and_reclaimable(db: &TestDb) {
+    let fx = fixture(db).await;
+    put(&fx, "a", &[1, 2]).await;
+    put(&fx, "b", &[3]).await;
+    fx.store.delete_object("bkt", "a", None).await.unwrap();
+    fx.store.delete_object("bkt", "b", None).await.unwrap();
+    put(&fx, "c", &[3]).await;
+    let space = fx.store.gc_space(500).await.unwrap();
+    assert_eq!(space.len(), 1);
+    let s = &space[0];
+    assert_eq!(s.tenant, fx.tenant);
+    assert_eq!(s.live_bytes, u64::from(frame_len(3)));
+    assert_eq!(s.zombie_bytes, u64::from(frame_len(1) + frame_len(2)));
+    let packs = fx.store.list_packs(None).await.unwrap();
+    let pack_bytes: u64 = packs.iter().map(|p| p.size).sum();
+    assert_eq!((s.packs, s.pack_bytes), (2, pack_bytes));
+    assert_eq!(s.dead_bytes, pack_bytes - s.live_bytes);
+    // The pack of a (no live chunks) is reclaimable whole; b's pack is live.
+    let a_pack = packs.iter().find(|p| p.live_bytes == 0).unwrap();
+    assert_eq!(s.reclaimable_bytes, a_pack.size);
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use dooz_conformance::{ChildGuard, free_port, wait_for_port};
-use support::gateway::{Backend, Meta, MetaHandle, start, start_with};
+use support::gateway::{Backend, Meta, start};
 use support::pseudo_random;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,13 +36,7 @@ async fn soak_stress_embedded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_stress_two_gateways_on_postgres() {
-    let a = start(gc_stress::stress_options(Meta::Postgres, Backend::Seaweed)).await;
-    let MetaHandle::Postgres(db) = &a.meta else {
-        unreachable!()
-    };
-    let mut opts = gc_stress::stress_options(Meta::Postgres, Backend::Seaweed);
-    opts.backend_config = Some(a.cfg.backends["main"].clone());
-    let b = start_with(opts, MetaHandle::Postgres(db.clone()), None).await;
+    let (a, b) = gc_stress::postgres_pair().await;
     let plan = gc_stress::Plan {
         writers: 6,
         ops_per_writer: 200,

@@ -70,6 +70,11 @@ pub struct GcReport {
     pub orphan_bytes_deleted: u64,
     pub staging_deleted: u64,
     pub staging_bytes_deleted: u64,
+    /// Seconds each step took: chunks, compaction, packs, orphans.
+    pub chunks_secs: f64,
+    pub compaction_secs: f64,
+    pub packs_secs: f64,
+    pub orphans_secs: f64,
     pub duration_secs: f64,
 }
 
@@ -290,17 +295,26 @@ async fn run_steps(run: &mut Run<'_>) -> Result<(), GcError> {
     let cut = cut_off(run, t0, timings).await?;
     run.report.cut_off = cut;
 
+    let step = Instant::now();
     collect_zombies(run, cut).await?;
+    run.report.chunks_secs = step.elapsed().as_secs_f64();
     run.check_lease()?;
+    let step = Instant::now();
     if run.cfg.compact_threshold > 0.0 {
         compact::compact(run).await?;
     }
+    run.report.compaction_secs = step.elapsed().as_secs_f64();
     run.check_lease()?;
     // Packs emptied by compaction wait for readers; the others go now.
+    let step = Instant::now();
     let retired_before = now_millis().saturating_sub(millis(run.cfg.grace));
     drop_unreferenced(run, retired_before, cut).await?;
+    run.report.packs_secs = step.elapsed().as_secs_f64();
     run.check_lease()?;
-    sweep::sweep(run, cut).await
+    let step = Instant::now();
+    sweep::sweep(run, cut).await?;
+    run.report.orphans_secs = step.elapsed().as_secs_f64();
+    Ok(())
 }
 
 /// `min(now − grace, oldest upload in flight) − skew`, after revoking

@@ -2,39 +2,47 @@
 //! failed request between the pack upload and the commit) and staging files
 //! of local backends (a write killed half-way), older than the cut-off.
 //!
-//! A backend is swept only from a complete listing: any listing error stops
-//! the run before anything is deleted from that backend. Rows are read after
-//! the listing, so a pack committed meanwhile is known; a pack written
-//! meanwhile is younger than the cut-off (its upload began after the
-//! low-water mark, or its lease was revoked and its commit will fail).
+//! Nothing is deleted from a backend before its listing completed: a listing
+//! error stops the run. Old listed packs are checked against the rows in
+//! batches as the listing goes (only the orphans are kept in memory); a row
+//! is read after its pack was listed, so a pack committed meanwhile is
+//! known, and a pack written meanwhile is younger than the cut-off (its
+//! upload began after the low-water mark, or its lease was revoked and its
+//! commit will fail).
 
 use std::collections::HashSet;
 
+use futures::StreamExt;
+
 use super::gc::{GcError, Run};
 use crate::meta::{Millis, PackKey};
+use crate::store::{ListedPack, PackStore, StagingFile};
 
 /// S3 backends report modification times rounded down to the second: a pack
 /// counts as modified up to this much later than listed.
 const MTIME_PRECISION_MS: Millis = 1000;
+/// Listed packs checked against the rows per query.
+const CHECK_BATCH: usize = 1000;
+
+fn old_enough(modified: Millis, cut: Millis) -> bool {
+    modified.saturating_add(MTIME_PRECISION_MS) < cut
+}
 
 pub(super) async fn sweep(run: &mut Run<'_>, cut: Millis) -> Result<(), GcError> {
-    let meta = run.engine.meta().clone();
     // Every backend is listed completely before anything is deleted.
-    let mut listings = Vec::new();
+    let mut found: Vec<(PackStore, Vec<ListedPack>, Vec<StagingFile>)> = Vec::new();
     for store in run.engine.backends().iter() {
-        run.check_lease()?;
-        let packs = store.list_pack_objects().await?;
-        let staging = store.list_staging().await?;
-        listings.push((store.clone(), packs, staging));
-        run.tick("orphans");
+        let orphans = orphans_of(run, store, cut).await?;
+        let staging = store
+            .list_staging()
+            .await?
+            .into_iter()
+            .filter(|f| old_enough(f.modified_ms, cut))
+            .collect();
+        found.push((store.clone(), orphans, staging));
     }
-    let known: HashSet<PackKey> = meta.list_packs(None).await?.iter().map(|p| p.id).collect();
-    let old_enough = |modified: Millis| modified.saturating_add(MTIME_PRECISION_MS) < cut;
-    for (store, packs, staging) in listings {
-        for p in packs {
-            if known.contains(&p.id) || !old_enough(p.modified_ms) {
-                continue;
-            }
+    for (store, orphans, staging) in found {
+        for p in orphans {
             run.check_lease()?;
             if !run.dry_run() {
                 run.delete_pace.take(1).await;
@@ -46,9 +54,6 @@ pub(super) async fn sweep(run: &mut Run<'_>, cut: Millis) -> Result<(), GcError>
             run.tick("orphans");
         }
         for f in staging {
-            if !old_enough(f.modified_ms) {
-                continue;
-            }
             run.check_lease()?;
             if !run.dry_run() {
                 run.delete_pace.take(1).await;
@@ -61,4 +66,33 @@ pub(super) async fn sweep(run: &mut Run<'_>, cut: Millis) -> Result<(), GcError>
         }
     }
     Ok(())
+}
+
+/// The packs of one backend older than the cut-off that have no row.
+async fn orphans_of(
+    run: &mut Run<'_>,
+    store: &PackStore,
+    cut: Millis,
+) -> Result<Vec<ListedPack>, GcError> {
+    let meta = run.engine.meta().clone();
+    let mut listing = store.list_pack_objects();
+    let mut batch: Vec<ListedPack> = Vec::with_capacity(CHECK_BATCH);
+    let mut orphans = Vec::new();
+    loop {
+        let next = listing.next().await.transpose()?;
+        let end = next.is_none();
+        if let Some(p) = next.filter(|p| old_enough(p.modified_ms, cut)) {
+            batch.push(p);
+        }
+        if batch.len() >= CHECK_BATCH || (end && !batch.is_empty()) {
+            run.check_lease()?;
+            let ids: Vec<PackKey> = batch.iter().map(|p| p.id).collect();
+            let known: HashSet<PackKey> = meta.gc_known_packs(&ids).await?.into_iter().collect();
+            orphans.extend(batch.drain(..).filter(|p| !known.contains(&p.id)));
+            run.tick("orphans");
+        }
+        if end {
+            return Ok(orphans);
+        }
+    }
 }

@@ -49,19 +49,20 @@ pub(crate) async fn list_packs(
         None => tx.query(PACKS, &[]).await?,
         Some(t) => tx.query(PACKS_OF, &params![t]).await?,
     };
-    rows.iter()
-        .map(|row| {
-            let c = Cols::new(row, "packs");
-            Ok(PackRecord {
-                id: c.pack_key(0)?,
-                tenant_id: c.tenant(1)?,
-                backend: c.text(2)?,
-                size: c.u64(3)?,
-                live_bytes: c.u64(4)?,
-                created_at: c.i64(5)?,
-            })
-        })
-        .collect()
+    rows.iter().map(|row| pack_record(row)).collect()
+}
+
+/// A packs row selected as `id, tenant_id, backend, size, live_bytes, created_at`.
+pub(crate) fn pack_record(row: &[Value]) -> MetaResult<PackRecord> {
+    let c = Cols::new(row, "packs");
+    Ok(PackRecord {
+        id: c.pack_key(0)?,
+        tenant_id: c.tenant(1)?,
+        backend: c.text(2)?,
+        size: c.u64(3)?,
+        live_bytes: c.u64(4)?,
+        created_at: c.i64(5)?,
+    })
 }
 
 async fn totals(tx: &mut dyn Tx, sql: &'static str, params: &[Value]) -> MetaResult<Vec<u64>> {

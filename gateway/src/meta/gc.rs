@@ -14,10 +14,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::check::pack_record;
 use super::codec::{now_millis, to_i64};
 use super::model::{ChunkKey, ChunkLocation, Millis, NewPack, PackKey, PackRecord, TenantId};
 use super::refs;
-use super::sql::{Cols, Driver, Row, Tx, Value, params, tx_job};
+use super::sql::{Cols, Driver, Tx, Value, params, tx_job};
 use super::store::{SqlStore, read, write};
 use super::{MetaError, MetaResult};
 
@@ -49,6 +50,7 @@ const DROP_PACK: &str = "DELETE FROM packs WHERE id = $1 AND live_bytes = 0 \
      AND (retired_at IS NULL OR retired_at <= $2) \
      AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack_id = $1) \
      RETURNING id, tenant_id, backend, size, live_bytes, created_at";
+const KNOWN_PACK: &str = "SELECT id FROM packs WHERE id = $1";
 const CANDIDATES: &str = "SELECT id, tenant_id, backend, size, live_bytes, created_at FROM packs \
      WHERE live_bytes > 0 AND live_bytes * 1000 < size * $1 AND id > $2 \
      ORDER BY id LIMIT $3";
@@ -137,18 +139,6 @@ pub struct TenantSpace {
     /// What a collector would free: packs without live chunks, and the dead
     /// bytes of packs below the compaction threshold.
     pub reclaimable_bytes: u64,
-}
-
-fn pack_record(row: &Row) -> MetaResult<PackRecord> {
-    let c = Cols::new(row, "packs");
-    Ok(PackRecord {
-        id: c.pack_key(0)?,
-        tenant_id: c.tenant(1)?,
-        backend: c.text(2)?,
-        size: c.u64(3)?,
-        live_bytes: c.u64(4)?,
-        created_at: c.i64(5)?,
-    })
 }
 
 fn limit_of(limit: usize) -> i64 {
@@ -241,7 +231,7 @@ pub(crate) async fn unreferenced(
                 .await?
         }
     };
-    rows.iter().map(pack_record).collect()
+    rows.iter().map(|r| pack_record(r)).collect()
 }
 
 /// Deletes the pack row if nothing points at it (and it was retired no later
@@ -253,9 +243,21 @@ pub(crate) async fn drop_pack(
 ) -> MetaResult<Option<PackRecord>> {
     tx.query_opt(DROP_PACK, &params![id, retired_before])
         .await?
-        .as_ref()
+        .as_deref()
         .map(pack_record)
         .transpose()
+}
+
+/// Which of these packs have a row.
+pub(crate) async fn known(tx: &mut dyn Tx, ids: &[PackKey]) -> MetaResult<Vec<PackKey>> {
+    let sets: Vec<Vec<Value>> = ids.iter().map(|id| Vec::from(params![id])).collect();
+    let results = tx.query_each(KNOWN_PACK, &sets).await?;
+    Ok(ids
+        .iter()
+        .zip(results)
+        .filter(|(_, rows)| !rows.is_empty())
+        .map(|(id, _)| *id)
+        .collect())
 }
 
 /// Packs with live bytes below `permille`/1000 of their size.
@@ -272,7 +274,7 @@ pub(crate) async fn candidates(
             &params![i64::from(permille), &after, limit_of(limit)],
         )
         .await?;
-    rows.iter().map(pack_record).collect()
+    rows.iter().map(|r| pack_record(r)).collect()
 }
 
 pub(crate) async fn pack_chunks(tx: &mut dyn Tx, pack: &PackKey) -> MetaResult<Vec<PackChunk>> {
@@ -353,25 +355,23 @@ pub(crate) async fn repoint_rows(
 /// Per tenant: live and zombie frame bytes, packs, and what a collector with
 /// this compaction threshold would reclaim.
 pub(crate) async fn space(tx: &mut dyn Tx, permille: u32) -> MetaResult<Vec<TenantSpace>> {
+    fn of(map: &mut BTreeMap<TenantId, TenantSpace>, t: TenantId) -> &mut TenantSpace {
+        map.entry(t).or_insert_with(|| TenantSpace {
+            tenant: t,
+            ..Default::default()
+        })
+    }
     let mut by_tenant: BTreeMap<TenantId, TenantSpace> = BTreeMap::new();
     for row in tx.query(CHUNK_SPACE, &[]).await? {
         let c = Cols::new(&row, "chunks");
-        let t = c.tenant(0)?;
-        let s = by_tenant.entry(t).or_insert_with(|| TenantSpace {
-            tenant: t,
-            ..Default::default()
-        });
+        let s = of(&mut by_tenant, c.tenant(0)?);
         s.live_bytes = c.u64(1)?;
         s.zombie_bytes = c.u64(2)?;
         s.chunk_rows = c.u64(3)?;
     }
     for row in tx.query(PACK_SPACE, &params![i64::from(permille)]).await? {
         let c = Cols::new(&row, "packs");
-        let t = c.tenant(0)?;
-        let s = by_tenant.entry(t).or_insert_with(|| TenantSpace {
-            tenant: t,
-            ..Default::default()
-        });
+        let s = of(&mut by_tenant, c.tenant(0)?);
         s.packs = c.u64(1)?;
         s.pack_bytes = c.u64(2)?;
         s.reclaimable_bytes = c.u64(3)? + c.u64(4)?;
@@ -416,6 +416,8 @@ pub trait GcStore: Send + Sync {
         id: &PackKey,
         retired_before: Millis,
     ) -> MetaResult<Option<PackRecord>>;
+    /// Which of these packs have a row.
+    async fn gc_known_packs(&self, ids: &[PackKey]) -> MetaResult<Vec<PackKey>>;
     /// Packs whose live bytes are below `permille`/1000 of their size.
     async fn gc_compaction_candidates(
         &self,
@@ -488,6 +490,16 @@ impl<D: Driver> GcStore for SqlStore<D> {
             &self.db,
             "gc_drop_pack",
             tx_job!(tx, [] => drop_pack(tx, &id, retired_before).await),
+        )
+        .await
+    }
+
+    async fn gc_known_packs(&self, ids: &[PackKey]) -> MetaResult<Vec<PackKey>> {
+        let ids = Arc::new(ids.to_vec());
+        read(
+            &self.db,
+            "gc_known_packs",
+            tx_job!(tx, [ids] => known(tx, &ids).await),
         )
         .await
     }

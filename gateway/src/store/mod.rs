@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -228,48 +229,39 @@ impl PackStore {
 
     /// Every pack on the backend with its size (for fsck and recovery).
     pub async fn list_packs(&self) -> Result<Vec<(PackKey, u64)>, StoreError> {
-        Ok(self
-            .list_pack_objects()
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p.size))
-            .collect())
+        let started = Instant::now();
+        let (res, attempts) =
+            counting_attempts(self.list_pack_objects().try_collect::<Vec<_>>()).await;
+        crate::metrics::backend_request(&self.name, "list", started, res.is_ok(), attempts);
+        Ok(res?.into_iter().map(|p| (p.id, p.size)).collect())
     }
 
-    /// Every pack on the backend with its size and modification time. Fails
-    /// unless the whole listing succeeded: a partial listing must never be
-    /// taken for the backend's content.
-    pub async fn list_pack_objects(&self) -> Result<Vec<ListedPack>, StoreError> {
-        let started = Instant::now();
+    /// Every pack on the backend with its size and modification time, as
+    /// the listing goes. An error ends the stream; a listing that ended in an
+    /// error must never be taken for the backend's content.
+    pub fn list_pack_objects(&self) -> BoxStream<'static, Result<ListedPack, StoreError>> {
         let prefix = Path::from(format!("{}packs", self.prefix));
-        let (res, attempts) = counting_attempts(async {
-            let mut stream = self.inner.list(Some(&prefix));
-            let mut out = Vec::new();
-            while let Some(item) = stream.next().await {
-                let meta = item?;
-                let Some(file) = meta.location.filename() else {
-                    continue;
+        let backend = self.name.clone();
+        let mut failed = false;
+        self.inner
+            .list(Some(&prefix))
+            .take_while(move |item| {
+                // Stop after the first error (yielding it).
+                let go = !failed;
+                failed |= item.is_err();
+                futures::future::ready(go)
+            })
+            .filter_map(move |item| {
+                let out = match item {
+                    Err(e) => Some(Err(StoreError::Unavailable {
+                        backend: backend.clone(),
+                        message: format!("listing packs: {e}"),
+                    })),
+                    Ok(meta) => listed(&meta).map(Ok),
                 };
-                let Some(hex_id) = file.strip_suffix(".dzp") else {
-                    continue;
-                };
-                let mut id = [0u8; 16];
-                if hex::decode_to_slice(hex_id, &mut id).is_ok() {
-                    out.push(ListedPack {
-                        id,
-                        size: meta.size,
-                        modified_ms: meta.last_modified.timestamp_millis(),
-                    });
-                }
-            }
-            Ok::<_, object_store::Error>(out)
-        })
-        .await;
-        crate::metrics::backend_request(&self.name, "list", started, res.is_ok(), attempts);
-        res.map_err(|e| StoreError::Unavailable {
-            backend: self.name.clone(),
-            message: e.to_string(),
-        })
+                futures::future::ready(out)
+            })
+            .boxed()
     }
 
     /// A cheap request that proves the backend answers (for /health/ready).
@@ -293,6 +285,18 @@ pub struct ListedPack {
     /// Last modification, milliseconds since the Unix epoch, by the backend's
     /// clock (S3 backends round it down to the second).
     pub modified_ms: i64,
+}
+
+/// A listed object that is a pack (`packs/xx/<32 hex>.dzp`).
+fn listed(meta: &object_store::ObjectMeta) -> Option<ListedPack> {
+    let hex_id = meta.location.filename()?.strip_suffix(".dzp")?;
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(hex_id, &mut id).ok()?;
+    Some(ListedPack {
+        id,
+        size: meta.size,
+        modified_ms: meta.last_modified.timestamp_millis(),
+    })
 }
 
 /// All configured backends by name.

@@ -15,7 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use dooz_gateway::jobs::{Collector, GcConfig, GcError};
 
-use super::support::gateway::{Backend, Gateway, Meta, Options};
+use super::support::gateway::{Backend, Gateway, Meta, MetaHandle, Options, start, start_with};
 use super::support::{get, pseudo_random};
 
 const KIB: usize = 1024;
@@ -40,6 +40,18 @@ pub fn stress_options(meta: Meta, backend: Backend) -> Options {
         ..GcConfig::default()
     });
     opts
+}
+
+/// Two gateways sharing one PostgreSQL database and one SeaweedFS backend.
+pub async fn postgres_pair() -> (Gateway, Gateway) {
+    let a = start(stress_options(Meta::Postgres, Backend::Seaweed)).await;
+    let MetaHandle::Postgres(db) = &a.meta else {
+        unreachable!()
+    };
+    let mut opts = stress_options(Meta::Postgres, Backend::Seaweed);
+    opts.backend_config = Some(a.cfg.backends["main"].clone());
+    let b = start_with(opts, MetaHandle::Postgres(db.clone()), None).await;
+    (a, b)
 }
 
 pub struct Plan {
