@@ -4,6 +4,7 @@
 //! both passing one shared test suite. Every write that makes data visible is a
 //! single transaction: that commit is the linearization point of the request.
 
+pub mod conninfo;
 pub mod manifest;
 pub mod model;
 pub mod postgres;
@@ -15,6 +16,7 @@ mod codec;
 mod migrate;
 mod multipart;
 mod objects;
+mod pg_tls;
 mod refs;
 mod sql;
 mod store;
@@ -23,7 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use manifest::{Manifest, ManifestChunk, ManifestPart};
+pub use manifest::{Manifest, ManifestChunk, ManifestHead, ManifestPart};
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -135,6 +137,15 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()>;
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>>;
     async fn list_buckets(&self, tenant: TenantId) -> MetaResult<Vec<Bucket>>;
+    /// A page of a tenant's buckets: names starting with `prefix`, after
+    /// `after`, at most `limit`, in name order.
+    async fn list_buckets_page(
+        &self,
+        tenant: TenantId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Page<Bucket>>;
     /// BucketNotEmpty while any object version or multipart upload remains.
     async fn delete_bucket(&self, name: &str) -> MetaResult<()>;
 
@@ -146,6 +157,26 @@ pub trait MetaStore: Send + Sync + 'static {
         key: &str,
         version_id: Option<&str>,
     ) -> MetaResult<Option<ObjectVersion>>;
+    /// Like `get_object`, but a manifest of more than `inline_limit` bytes
+    /// is not read: the version then carries its parts list only (no
+    /// chunks), and the head says where to read entries with
+    /// `manifest_slice`.
+    async fn get_object_bounded(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        inline_limit: usize,
+    ) -> MetaResult<Option<(ObjectVersion, Option<ManifestHead>)>>;
+    /// `len` bytes of a version's stored manifest from byte `offset`.
+    async fn manifest_slice(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        offset: u64,
+        len: usize,
+    ) -> MetaResult<Vec<u8>>;
     /// Latest, non-delete-marker versions with key starting with `prefix` and
     /// strictly greater than `after`, in byte order, at most `limit`.
     async fn list_objects(

@@ -56,6 +56,14 @@ pub struct Options {
     pub backend_config: Option<BackendConfig>,
     /// OpenBao transit as a second KEK provider.
     pub openbao: Option<dooz_gateway::config::OpenBaoSection>,
+    /// Connection limits and timeouts (`[server]`).
+    pub server: Option<dooz_gateway::config::ServerConfig>,
+    /// `[admin]` (token).
+    pub admin: Option<dooz_gateway::config::AdminConfig>,
+    /// `chunking.memory_budget`.
+    pub memory_budget: Option<usize>,
+    /// Appended to a PostgreSQL connection string (e.g. TLS settings).
+    pub meta_params: Option<String>,
 }
 
 impl Options {
@@ -67,6 +75,10 @@ impl Options {
             pack_target: None,
             backend_config: None,
             openbao: None,
+            server: None,
+            admin: None,
+            memory_budget: None,
+            meta_params: None,
         }
     }
 }
@@ -98,7 +110,10 @@ pub async fn start_with(opts: Options, meta: MetaHandle, seaweed: Option<Seaweed
     };
     cfg.meta = match &meta {
         MetaHandle::Sqlite => format!("sqlite://{}", data_dir.path().join("meta.db").display()),
-        MetaHandle::Postgres(db) => db.url(),
+        MetaHandle::Postgres(db) => match &opts.meta_params {
+            Some(p) => format!("{} {p}", db.url()),
+            None => db.url(),
+        },
     };
     let seaweed = match (opts.backend, seaweed) {
         _ if opts.backend_config.is_some() => None,
@@ -138,6 +153,15 @@ pub async fn start_with(opts: Options, meta: MetaHandle, seaweed: Option<Seaweed
         cfg.chunking.pack_target_size = p;
     }
     cfg.kms.openbao = opts.openbao.clone();
+    if let Some(server) = &opts.server {
+        cfg.server = server.clone();
+    }
+    if let Some(admin) = &opts.admin {
+        cfg.admin = admin.clone();
+    }
+    if let Some(b) = opts.memory_budget {
+        cfg.chunking.memory_budget = b;
+    }
     // A shared root key, so gateways of one deployment open each other's tenants.
     cfg.kms.root_key_file = Some(shared_root_key(&meta, &data_dir));
     let cfg = cfg.finish().expect("config");
