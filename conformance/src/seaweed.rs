@@ -10,6 +10,9 @@ use crate::{KitError, find_tool, free_port};
 
 pub struct Seaweed {
     pub s3_port: u16,
+    /// The S3 API over HTTPS as well, when started with a certificate.
+    pub https_port: Option<u16>,
+    tls: Option<(PathBuf, PathBuf)>,
     pub access_key: String,
     pub secret_key: String,
     ports: Ports,
@@ -28,6 +31,15 @@ struct Ports {
 impl Seaweed {
     /// Starts SeaweedFS and waits until its S3 API answers.
     pub fn start() -> Result<Self, KitError> {
+        Self::start_inner(None)
+    }
+
+    /// Also serves its S3 API over HTTPS with this PEM certificate and key.
+    pub fn start_with_tls(cert: PathBuf, key: PathBuf) -> Result<Self, KitError> {
+        Self::start_inner(Some((cert, key)))
+    }
+
+    fn start_inner(tls: Option<(PathBuf, PathBuf)>) -> Result<Self, KitError> {
         let dir = tempfile::Builder::new()
             .prefix("dooz-seaweed-")
             .tempdir()
@@ -47,6 +59,8 @@ impl Seaweed {
         };
         let mut sw = Self {
             s3_port: ports.s3,
+            https_port: tls.as_ref().map(|_| free_port()),
+            tls,
             access_key,
             secret_key,
             ports,
@@ -82,6 +96,11 @@ impl Seaweed {
             .arg("-volume.max=0")
             .arg("-debug.port=0")
             .arg("-metricsPort=0");
+        if let (Some((cert, key)), Some(port)) = (&self.tls, self.https_port) {
+            cmd.arg(format!("-s3.cert.file={}", cert.display()))
+                .arg(format!("-s3.key.file={}", key.display()))
+                .arg(format!("-s3.port.https={port}"));
+        }
         let child = ChildGuard::spawn("SeaweedFS", cmd, &self.log_path())?;
         self.child = Some(child);
         self.wait_ready(Duration::from_secs(60))
@@ -123,6 +142,11 @@ impl Seaweed {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// `https://127.0.0.1:PORT` when started with a certificate.
+    pub fn https_endpoint(&self) -> Option<String> {
+        self.https_port.map(|p| format!("https://127.0.0.1:{p}"))
     }
 
     /// Bytes SeaweedFS holds on disk (volumes included), for dedup checks.

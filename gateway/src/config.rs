@@ -8,10 +8,12 @@
 //! otherwise.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::store::BackendConfig;
 
@@ -31,7 +33,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the embedded metadata, the local packs and the root key live.
@@ -41,7 +43,9 @@ pub struct Config {
     /// Admin endpoint: /metrics, /health/live, /health/ready.
     pub admin_listen: SocketAddr,
     /// Metadata store: empty for SQLite in the data dir, `sqlite://PATH`,
-    /// or `postgres://user@host/db`.
+    /// or `postgres://user@host/db` (TLS with `sslmode=require`,
+    /// `verify-ca` or `verify-full`, and `sslrootcert=FILE`). May carry a
+    /// password: `dooz config` and `Debug` redact it.
     pub meta: String,
     /// Region reported to clients and expected in signatures.
     pub region: String,
@@ -52,10 +56,114 @@ pub struct Config {
     /// Named backends; when empty, `local` = `<data_dir>/packs`.
     pub backends: BTreeMap<String, BackendConfig>,
     pub chunking: ChunkingConfig,
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
     pub kms: KmsConfig,
     pub log: LogConfig,
     /// Space reclamation: garbage collection, compaction, orphan sweep.
     pub gc: crate::jobs::GcConfig,
+}
+
+/// A secret from the configuration (a token, a key, a password): zeroized
+/// when dropped; `Debug` and serialization (`dooz config`) show
+/// `<redacted>`, so it can be read only through [`Secret::expose`].
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub struct Secret(Zeroizing<String>);
+
+const REDACTED: &str = "<redacted>";
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(Zeroizing::new(s))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(Zeroizing::new(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_empty() { "\"\"" } else { REDACTED })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.is_empty() { "" } else { REDACTED })
+    }
+}
+
+/// The connection limits that keep slow or hostile clients from holding the
+/// gateway, and TLS. `[server]` in the config file; both endpoints.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// A request's headers must arrive within this many seconds. On
+    /// HTTP/1.1 this clock also runs while a kept-alive connection waits for
+    /// its next request (hyper starts it when it starts reading a request).
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in progress and no bytes moving for this
+    /// long is closed (HTTP/1.1 and HTTP/2).
+    pub idle_timeout_secs: u64,
+    /// A request body that delivers nothing for this long fails the request
+    /// (400 RequestTimeout) and gives back the memory it held.
+    pub body_stall_timeout_secs: u64,
+    /// A response the client does not read for this long closes the
+    /// connection and gives back the memory it held.
+    pub send_stall_timeout_secs: u64,
+    /// Connections open at once, per endpoint; more wait in the listen
+    /// backlog. Keep it below the process's file descriptor limit.
+    pub max_connections: usize,
+    /// How long a request waits for data-path memory
+    /// (`chunking.memory_budget`) before it is refused with 503 SlowDown.
+    pub memory_wait_secs: u64,
+    /// PEM certificate chain and private key: both endpoints then speak
+    /// HTTPS only. Re-read on SIGHUP; open connections keep their session.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            body_stall_timeout_secs: 30,
+            send_stall_timeout_secs: 60,
+            max_connections: 1024,
+            memory_wait_secs: 60,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}
+
+/// Who may use the admin endpoint. `/metrics` and `/health/*` are open on a
+/// loopback address; everything else, and everything on any other address,
+/// needs `Authorization: Bearer <token>`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The bearer token; prefer `token_file` or DOOZ_ADMIN__TOKEN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// A file holding the token (surrounding whitespace ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -71,10 +179,15 @@ pub struct ChunkingConfig {
     pub pack_target_size: usize,
     /// Packs one upload may have in flight to the backend at once.
     pub packs_in_flight: usize,
-    /// Total bytes of pack buffers all uploads together may hold; uploads
-    /// wait (back-pressure) beyond it.
-    pub upload_memory_budget: usize,
-    /// Ranged pack reads one GET keeps in flight ahead of the client.
+    /// Bytes the whole data path may hold at once: uploads' pack buffers,
+    /// chunking, lookup and sealing batches, GET read-ahead and decrypted
+    /// buffers, buffered XML bodies. A request reserves what it needs to
+    /// make progress before it starts and waits (back-pressure) while that
+    /// is not free; extra parallelism (more packs in flight, read-ahead) is
+    /// taken only when free. See docs/SECURITY.md, "Memory".
+    pub memory_budget: usize,
+    /// Ranged pack reads one GET keeps in flight ahead of the client, when
+    /// the memory budget has room for them.
     pub read_ahead: usize,
 }
 
@@ -87,7 +200,7 @@ impl Default for ChunkingConfig {
             compression_level: dooz_chunker::CompressionPolicy::DEFAULT_LEVEL,
             pack_target_size: 16 * 1024 * 1024,
             packs_in_flight: 2,
-            upload_memory_budget: 256 * 1024 * 1024,
+            memory_budget: 256 * 1024 * 1024,
             read_ahead: 4,
         }
     }
@@ -128,7 +241,7 @@ pub struct OpenBaoSection {
     pub addr: String,
     /// Token; prefer `token_file` or the VAULT_TOKEN / BAO_TOKEN environment.
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     #[serde(default = "default_transit_mount")]
@@ -171,6 +284,8 @@ impl Default for Config {
             default_backend: "local".into(),
             backends: BTreeMap::new(),
             chunking: ChunkingConfig::default(),
+            server: ServerConfig::default(),
+            admin: AdminConfig::default(),
             kms: KmsConfig::default(),
             log: LogConfig::default(),
             gc: crate::jobs::GcConfig::default(),
@@ -272,13 +387,48 @@ impl Config {
                 "chunking.packs_in_flight and chunking.read_ahead must be at least 1".into(),
             ));
         }
-        if c.upload_memory_budget < c.pack_target_size {
+        if c.memory_budget < c.pack_target_size {
             return Err(ConfigError::Invalid(
-                "chunking.upload_memory_budget must hold at least one pack".into(),
+                "chunking.memory_budget must hold at least one pack".into(),
+            ));
+        }
+        let s = &self.server;
+        if s.max_connections == 0
+            || s.header_read_timeout_secs == 0
+            || s.idle_timeout_secs == 0
+            || s.body_stall_timeout_secs == 0
+            || s.send_stall_timeout_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "server.max_connections and the server timeouts must be at least 1".into(),
+            ));
+        }
+        if s.tls_cert_file.is_some() != s.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "server.tls_cert_file and server.tls_key_file go together".into(),
             ));
         }
         self.gc.validate().map_err(ConfigError::Invalid)?;
         Ok(self)
+    }
+
+    /// A copy that is safe to print: secrets are redacted by their type, the
+    /// metadata URL's password here.
+    pub fn redacted(&self) -> Self {
+        let mut shown = self.clone();
+        shown.meta = crate::meta::conninfo::redact_password(&self.meta);
+        shown
+    }
+}
+
+/// `Debug` prints the redacted configuration, so a stray `{cfg:?}` cannot
+/// leak a password.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match toml::to_string(&self.redacted()) {
+            Ok(t) => write!(f, "Config {{\n{t}}}"),
+            Err(_) => f.write_str("Config { <unprintable> }"),
+        }
     }
 }
 

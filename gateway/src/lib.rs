@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod budget;
 pub mod config;
 pub mod engine;
 pub mod fsck;
@@ -10,7 +11,9 @@ pub mod keys;
 pub mod logging;
 pub mod meta;
 pub mod metrics;
+pub mod net;
 pub mod s3;
 pub mod server;
 pub mod store;
 pub mod tenancy;
+pub mod tls;

@@ -38,6 +38,13 @@ pub struct Metrics {
     pub commit_conflicts: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub memory_budget_wait: Histogram,
+    pub memory_budget: IntGauge,
+    pub memory_in_use: IntGauge,
+    pub memory_refusals: IntCounter,
+    pub connections: IntGaugeVec,
+    pub connections_closed: IntCounterVec,
+    pub credential_lookups: IntCounterVec,
+    pub list_rows: IntCounter,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -60,6 +67,12 @@ fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Histo
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(r, Box::new(g.clone()), name);
+    g
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     register(r, Box::new(g.clone()), name);
     g
 }
@@ -96,8 +109,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .set(1);
     let memory_budget_wait = Histogram::with_opts(
         HistogramOpts::new(
-            "dooz_upload_memory_wait_seconds",
-            "Time uploads waited for the global pack-buffer budget",
+            "dooz_memory_wait_seconds",
+            "Time requests waited for the data-path memory budget",
         )
         .buckets(LATENCY_BUCKETS.to_vec()),
     )
@@ -211,6 +224,44 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         build_info,
         memory_budget_wait,
+        memory_budget: gauge(
+            &r,
+            "dooz_memory_budget_bytes",
+            "Size of the data-path memory budget",
+        ),
+        memory_in_use: gauge(
+            &r,
+            "dooz_memory_in_use_bytes",
+            "Bytes of the data-path memory budget reserved by requests",
+        ),
+        memory_refusals: counter(
+            &r,
+            "dooz_memory_refusals_total",
+            "Requests refused with 503 SlowDown after waiting for memory",
+        ),
+        connections: gauge_vec(
+            &r,
+            "dooz_connections",
+            "Open client connections by endpoint",
+            &["endpoint"],
+        ),
+        connections_closed: counter_vec(
+            &r,
+            "dooz_connections_closed_total",
+            "Client connections closed by the gateway, by endpoint and reason",
+            &["endpoint", "reason"],
+        ),
+        list_rows: counter(
+            &r,
+            "dooz_list_rows_read_total",
+            "Object rows listings read from the metadata store",
+        ),
+        credential_lookups: counter_vec(
+            &r,
+            "dooz_credential_lookups_total",
+            "Access-key lookups by outcome (hit, miss, negative_hit, unknown)",
+            &["outcome"],
+        ),
         registry: r,
     }
 });

@@ -7,21 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dooz_keyvault::{KeyVault, LocalKek, OpenBaoConfig, OpenBaoKek};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
+use crate::admin::auth::AdminAuth;
 use crate::admin::http::AdminService;
+use crate::budget::MemoryBudget;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::meta::{MetaStore, Policy};
-use crate::s3::front::Front;
+use crate::net::{self, Limits};
+use crate::s3::front::{Front, FrontConfig};
 use crate::store::Backends;
 use crate::tenancy::{self, CredentialCache, NewTenant};
+use crate::tls::ServerTls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -35,6 +36,10 @@ pub enum ServeError {
     Keys(#[from] dooz_keyvault::KeyError),
     #[error("{0}")]
     Engine(#[from] crate::engine::EngineError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("admin endpoint: {0}")]
+    Admin(#[from] crate::admin::auth::AdminAuthError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -43,8 +48,6 @@ pub enum ServeError {
     },
 }
 
-/// How long in-flight requests get to finish after SIGTERM.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long a looked-up credential is trusted before it is read again.
 const CREDENTIAL_TTL: Duration = Duration::from_secs(30);
 
@@ -65,23 +68,30 @@ pub fn key_vault(cfg: &Config) -> Result<KeyVault, ServeError> {
         &root_file,
     )?));
     if let Some(ob) = &cfg.kms.openbao {
-        let token = match (&ob.token, &ob.token_file) {
-            (Some(t), _) => t.clone(),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .map_err(|e| ServeError::Config(format!("reading {}: {e}", f.display())))?
-                .trim()
-                .to_owned(),
-            (None, None) => std::env::var("BAO_TOKEN")
-                .or_else(|_| std::env::var("VAULT_TOKEN"))
-                .map_err(|_| {
-                    ServeError::Config(
-                        "kms.openbao needs token, token_file, BAO_TOKEN or VAULT_TOKEN".into(),
-                    )
-                })?,
+        // Every copy of the token is zeroized when dropped; OpenBaoKek keeps
+        // its own (zeroized) copy and the sensitive request header.
+        let token: Zeroizing<String> = match (&ob.token, &ob.token_file) {
+            (Some(t), _) => Zeroizing::new(t.expose().to_owned()),
+            (None, Some(f)) => {
+                let raw =
+                    Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                        ServeError::Config(format!("reading {}: {e}", f.display()))
+                    })?);
+                Zeroizing::new(raw.trim().to_owned())
+            }
+            (None, None) => Zeroizing::new(
+                std::env::var("BAO_TOKEN")
+                    .or_else(|_| std::env::var("VAULT_TOKEN"))
+                    .map_err(|_| {
+                        ServeError::Config(
+                            "kms.openbao needs token, token_file, BAO_TOKEN or VAULT_TOKEN".into(),
+                        )
+                    })?,
+            ),
         };
         vault.add_provider(Arc::new(OpenBaoKek::new(OpenBaoConfig {
             addr: ob.addr.clone(),
-            token: Zeroizing::new(token).to_string(),
+            token: token.as_str().to_owned(),
             mount: ob.mount.clone(),
             ..OpenBaoConfig::default()
         })?));
@@ -104,13 +114,17 @@ impl Context {
         let meta = crate::meta::open(&cfg.meta).await?;
         let backends = Backends::open(&cfg.backends)?;
         let vault = key_vault(&cfg)?;
-        let engine = Engine::new(
-            meta.clone(),
-            backends,
-            vault,
-            EngineConfig::from_config(&cfg.chunking, &cfg.default_backend),
-            cfg.chunking.upload_memory_budget,
-        )?;
+        let engine_cfg = EngineConfig::from_config(&cfg.chunking, &cfg.default_backend);
+        // Never smaller than the largest single reservation, so every
+        // request can run, alone if it must.
+        let budget = MemoryBudget::new(
+            cfg.chunking.memory_budget,
+            engine_cfg
+                .upload_reservation()
+                .max(crate::s3::front::MAX_XML_BODY),
+            Duration::from_secs(cfg.server.memory_wait_secs),
+        );
+        let engine = Engine::new(meta.clone(), backends, vault, engine_cfg, budget)?;
         Ok(Self { cfg, meta, engine })
     }
 
@@ -238,6 +252,11 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         &ctx.cfg.region,
         &ctx.cfg.domains,
     );
+    let admin_auth = AdminAuth::from_config(&ctx.cfg.admin, ctx.cfg.admin_listen)?;
+    let tls = match (&ctx.cfg.server.tls_cert_file, &ctx.cfg.server.tls_key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(ServerTls::load(cert, key)?)),
+        _ => None,
+    };
     let s3_listener = bind(ctx.cfg.listen).await?;
     let admin_listener = bind(ctx.cfg.admin_listen).await?;
     let s3_addr = s3_listener
@@ -255,13 +274,39 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
     // The upload lease is held before the first upload can arrive.
     let jobs = crate::jobs::Jobs::start(&ctx.engine, &ctx.cfg.gc).await?;
     let (stop, stop_rx) = watch::channel(false);
-    let front = Front::new(s3);
-    let admin = AdminService::new(ctx.engine.clone());
-    let tasks = vec![
-        tokio::spawn(serve_loop(s3_listener, front, stop_rx.clone(), "s3")),
-        tokio::spawn(serve_loop(admin_listener, admin, stop_rx, "admin")),
+    let limits = Limits::from_config(&ctx.cfg.server);
+    let front = Front::new(
+        s3,
+        FrontConfig {
+            budget: ctx.engine.budget().clone(),
+            body_stall: limits.body_stall,
+            domains: ctx.cfg.domains.clone(),
+        },
+    );
+    let admin = AdminService::new(ctx.engine.clone(), admin_auth);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut tasks = vec![
+        tokio::spawn(net::serve_loop(
+            s3_listener,
+            front,
+            stop_rx.clone(),
+            "s3",
+            limits.clone(),
+            tls.clone(),
+        )),
+        tokio::spawn(net::serve_loop(
+            admin_listener,
+            admin,
+            stop_rx.clone(),
+            "admin",
+            limits,
+            tls.clone(),
+        )),
     ];
-    tracing::info!(%s3_addr, %admin_addr, meta = ctx.meta.kind(), "dooz is serving");
+    if let Some(tls) = tls {
+        tasks.push(tokio::spawn(reload_on_sighup(tls, stop_rx)));
+    }
+    tracing::info!(%s3_addr, %admin_addr, scheme, meta = ctx.meta.kind(), "dooz is serving");
     Ok(Running {
         s3_addr,
         admin_addr,
@@ -272,51 +317,24 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
     })
 }
 
-async fn serve_loop<S>(
-    listener: TcpListener,
-    service: S,
-    mut stop: watch::Receiver<bool>,
-    name: &'static str,
-) where
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<s3s::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let graceful = GracefulShutdown::new();
-    let builder = ConnBuilder::new(TokioExecutor::new());
+/// Re-reads the certificate and key on SIGHUP. New connections get the new
+/// certificate; open ones keep the session they have.
+async fn reload_on_sighup(tls: Arc<ServerTls>, mut stop: watch::Receiver<bool>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; TLS certificates will not reload");
+            return;
+        }
+    };
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(endpoint = name, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let conn = builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(endpoint = name, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            _ = stop.changed() => break,
+            _ = hup.recv() => match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the current one"),
+            },
+            _ = stop.changed() => return,
         }
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!(endpoint = name, "all connections closed"),
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!(endpoint = name, "grace period over; closing remaining connections"),
     }
 }
 

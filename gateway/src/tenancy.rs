@@ -79,10 +79,7 @@ pub async fn create_user(
 ) -> EngineResult<(User, Zeroizing<String>)> {
     let (access_key, secret) =
         keys.unwrap_or_else(|| (generate_access_key(), generate_secret_key()));
-    if access_key.len() < 3
-        || access_key.len() > 128
-        || !access_key.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    if !plausible_access_key(&access_key) {
         return Err(EngineError::InvalidArgument(
             "access keys are 3 to 128 ASCII letters and digits".into(),
         ));
@@ -120,14 +117,37 @@ pub struct Credential {
 }
 
 /// Access key → credential, cached briefly so a revoked user stops working
-/// within `ttl` without a database round trip on every request.
+/// within `ttl` without a database round trip on every request. Unknown
+/// keys are remembered too (for `NEGATIVE_TTL`, at most `CACHE_LIMIT` of
+/// them), so repeating a wrong key costs no database read; a key that
+/// cannot exist (see [`plausible_access_key`]) never reaches the database.
 pub struct CredentialCache {
     engine: Engine,
     ttl: Duration,
     entries: Mutex<HashMap<String, (Instant, Credential)>>,
+    unknown: Mutex<HashMap<String, Instant>>,
 }
 
 const CACHE_LIMIT: usize = 10_000;
+/// How long an unknown access key stays unknown without asking again: a
+/// user created meanwhile (by another process) works after at most this.
+const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+
+/// Whether a string could be an access key `create_user` accepts.
+pub fn plausible_access_key(k: &str) -> bool {
+    (3..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Drops expired entries when a map is full; empties it if that was not
+/// enough (a flood of fresh keys), which only costs lookups.
+fn make_room<V>(map: &mut HashMap<String, V>, expired: impl Fn(&V) -> bool) {
+    if map.len() >= CACHE_LIMIT {
+        map.retain(|_, v| !expired(v));
+        if map.len() >= CACHE_LIMIT {
+            map.clear();
+        }
+    }
+}
 
 impl CredentialCache {
     pub fn new(engine: Engine, ttl: Duration) -> Self {
@@ -135,17 +155,41 @@ impl CredentialCache {
             engine,
             ttl,
             entries: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
         }
     }
 
     /// Ok(None) when the access key is unknown.
     pub async fn lookup(&self, access_key: &str) -> EngineResult<Option<Credential>> {
+        let count = |outcome: &str| {
+            crate::metrics::METRICS
+                .credential_lookups
+                .with_label_values(&[outcome])
+                .inc();
+        };
         if let Some((at, cred)) = self.lock().get(access_key)
             && at.elapsed() < self.ttl
         {
+            count("hit");
             return Ok(Some(cred.clone()));
         }
+        if !plausible_access_key(access_key) {
+            count("unknown");
+            return Ok(None);
+        }
+        if self
+            .lock_unknown()
+            .get(access_key)
+            .is_some_and(|at| at.elapsed() < NEGATIVE_TTL)
+        {
+            count("negative_hit");
+            return Ok(None);
+        }
+        count("miss");
         let Some(user) = self.engine.meta().get_user(access_key).await? else {
+            let mut unknown = self.lock_unknown();
+            make_room(&mut unknown, |at| at.elapsed() >= NEGATIVE_TTL);
+            unknown.insert(access_key.to_owned(), Instant::now());
             return Ok(None);
         };
         let tenant = self
@@ -172,23 +216,28 @@ impl CredentialCache {
             secret: Arc::new(Zeroizing::new(secret)),
         };
         let mut entries = self.lock();
-        if entries.len() >= CACHE_LIMIT {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            if entries.len() >= CACHE_LIMIT {
-                entries.clear();
-            }
-        }
+        let ttl = self.ttl;
+        make_room(&mut entries, |(at, _)| at.elapsed() >= ttl);
         entries.insert(access_key.to_owned(), (Instant::now(), cred.clone()));
         Ok(Some(cred))
     }
 
     pub fn forget(&self, access_key: &str) {
         self.lock().remove(access_key);
+        self.lock_unknown().remove(access_key);
+    }
+
+    /// Unknown keys remembered now (for tests and metrics).
+    pub fn unknown_len(&self) -> usize {
+        self.lock_unknown().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Credential)>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_unknown(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.unknown.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -98,7 +98,7 @@ async fn openbao_tenant_and_kms_outage() {
     let mut opts = Options::new(Meta::Sqlite, Backend::Local);
     opts.openbao = Some(OpenBaoSection {
         addr: bao.addr(),
-        token: Some(bao.token.clone()),
+        token: Some(bao.token.clone().into()),
         token_file: None,
         mount: "transit".into(),
         key: "byok-tenant".into(),

@@ -6,41 +6,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use dooz_conformance::{ChildGuard, find_tool, free_port, wait_for_port};
 use support::gateway::{Backend, Meta, Options, start};
+use support::metrics::{samples, scrape, sum};
 use support::{get, pseudo_random, put};
-
-/// Parses a text exposition into `name{labels}` → value.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
-}
-
-/// Sum of every sample of `name` whose labels contain all of `labels`.
-fn sum(s: &BTreeMap<String, f64>, name: &str, labels: &[&str]) -> f64 {
-    s.iter()
-        .filter(|(k, _)| k.split('{').next() == Some(name) && labels.iter().all(|l| k.contains(l)))
-        .map(|(_, v)| v)
-        .sum()
-}
-
-async fn scrape(admin: &str) -> String {
-    let r = reqwest::get(format!("{admin}/metrics")).await.unwrap();
-    assert_eq!(r.status(), 200);
-    let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
-    r.text().await.unwrap()
-}
 
 fn promtool_check(text: &str) {
     let promtool = find_tool("promtool")

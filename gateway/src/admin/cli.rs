@@ -417,21 +417,9 @@ pub async fn fsck(cfg: Config, read_packs: bool, json: bool) -> CliResult {
 }
 
 pub fn print_config(cfg: &Config) -> CliResult {
-    let mut shown = cfg.clone();
-    // Never print credentials.
-    for b in shown.backends.values_mut() {
-        if let crate::store::BackendConfig::S3(s3) = b
-            && !s3.secret_access_key.is_empty()
-        {
-            s3.secret_access_key = "<redacted>".into();
-        }
-    }
-    if let Some(ob) = shown.kms.openbao.as_mut()
-        && ob.token.is_some()
-    {
-        ob.token = Some("<redacted>".into());
-    }
-    println!("{}", toml::to_string_pretty(&shown).map_err(err)?);
+    // Never print credentials: secrets serialize redacted, and so does the
+    // password of the metadata URL.
+    println!("{}", toml::to_string_pretty(&cfg.redacted()).map_err(err)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,4 +1,5 @@
-//! The admin endpoint: /metrics, /health/live, /health/ready.
+//! The admin endpoint: /metrics, /health/live, /health/ready, behind
+//! [`AdminAuth`] (open on loopback, a bearer token otherwise).
 
 use std::convert::Infallible;
 
@@ -7,16 +8,18 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use s3s::Body;
 
+use super::auth::AdminAuth;
 use crate::engine::Engine;
 
 #[derive(Clone)]
 pub struct AdminService {
     engine: Engine,
+    auth: AdminAuth,
 }
 
 impl AdminService {
-    pub fn new(engine: Engine) -> Self {
-        Self { engine }
+    pub fn new(engine: Engine, auth: AdminAuth) -> Self {
+        Self { engine, auth }
     }
 }
 
@@ -28,25 +31,28 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     r
 }
 
-/// Ready = the metadata store answers and every backend answers.
+/// Ready = the metadata store answers and every backend answers. The body
+/// names what failed ("unavailable"); the reason, which may carry hosts,
+/// paths or driver messages, goes to the log only.
 async fn readiness(engine: &Engine) -> (bool, serde_json::Value) {
+    let state = |ok: bool| if ok { "ok" } else { "unavailable" };
     let meta = engine.meta().ping().await;
+    if let Err(e) = &meta {
+        tracing::warn!(dependency = "meta", error = %e, "readiness check failed");
+    }
     let mut ok = meta.is_ok();
     let mut backends = serde_json::Map::new();
     for b in engine.backends().iter() {
         let r = b.probe().await;
+        if let Err(e) = &r {
+            tracing::warn!(dependency = "backend", backend = b.name(), error = %e, "readiness check failed");
+        }
         ok &= r.is_ok();
-        backends.insert(
-            b.name().to_owned(),
-            serde_json::json!(match r {
-                Ok(()) => "ok".to_owned(),
-                Err(e) => e.to_string(),
-            }),
-        );
+        backends.insert(b.name().to_owned(), serde_json::json!(state(r.is_ok())));
     }
     let body = serde_json::json!({
         "ready": ok,
-        "meta": match meta { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
+        "meta": state(meta.is_ok()),
         "backends": backends,
     });
     (ok, body)
@@ -59,7 +65,11 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let engine = self.engine.clone();
+        let allowed = self.auth.require(&req);
         Box::pin(async move {
+            if let Err(refusal) = allowed {
+                return Ok(*refusal);
+            }
             let res = match req.uri().path() {
                 "/metrics" => {
                     let meta = engine.meta();

@@ -151,6 +151,15 @@ impl Plan {
             self.args.seed + 2,
         )
         .map_err(io("writing edited.bin"))?;
+        for i in 0..self.args.mixed_clients / 2 {
+            let p = self.dir.join(format!("mixed-{i}.bin"));
+            let size = self.args.mixed_mib << 20;
+            if std::fs::metadata(&p).map(|m| m.len() != size).unwrap_or(true) {
+                eprintln!("bench: generating {}", p.display());
+                data::write_file(&p, Kind::Random, size, self.args.seed + 1000 + i as u64)
+                    .map_err(io("writing mixed inputs"))?;
+            }
+        }
         for i in 0..self.args.parallel_puts {
             let p = self.dir.join(format!("parallel-{i}.bin"));
             if want(&p) {
@@ -172,6 +181,16 @@ impl Plan {
         );
         for ep in &self.endpoints {
             ensure_bucket(ep).await?;
+        }
+        if self.args.only_mixed {
+            let file = self.dir.join("random.bin");
+            for ep in self.endpoints.iter().filter(|e| !e.baseline) {
+                eprintln!("bench: {}: PUT large-random", ep.name);
+                put_file(ep, "large-random", &file).await?;
+                self.mixed(ep, &mut fig).await?;
+            }
+            self.record_rss(&mut fig);
+            return Ok(fig);
         }
         for kind in [Kind::Random, Kind::Text] {
             let file = self.dir.join(format!("{}.bin", kind.label()));
@@ -252,6 +271,16 @@ impl Plan {
                 );
             }
         }
+        if self.args.mixed_clients > 0 {
+            for ep in self.endpoints.iter().filter(|e| !e.baseline) {
+                self.mixed(ep, &mut fig).await?;
+            }
+        }
+        self.record_rss(&mut fig);
+        Ok(fig)
+    }
+
+    fn record_rss(&self, fig: &mut Figures) {
         for ep in &self.endpoints {
             if let Some(kib) = ep.pid.and_then(peak_rss_kib) {
                 fig.set(
@@ -262,7 +291,46 @@ impl Plan {
                 );
             }
         }
-        Ok(fig)
+    }
+
+    /// `mixed_clients` at once: half PUT distinct random objects, half GET
+    /// the large random object (checked against its CRC).
+    async fn mixed(&self, ep: &Endpoint, fig: &mut Figures) -> Result<(), BenchError> {
+        let n = self.args.mixed_clients;
+        eprintln!("bench: {}: {n} mixed PUT/GET clients at once", ep.name);
+        let crc = file_crc(&self.dir.join("random.bin"))?;
+        let started = Instant::now();
+        let mut clients = FuturesUnordered::new();
+        for i in 0..n {
+            let dir = &self.dir;
+            clients.push(async move {
+                if i % 2 == 0 {
+                    let path = dir.join(format!("mixed-{}.bin", i / 2));
+                    put_file(ep, &format!("mixed-{i}"), &path).await?;
+                    Ok::<u64, BenchError>(self.args.mixed_mib << 20)
+                } else {
+                    let (_, got) = get_crc(ep, "large-random").await?;
+                    if got != crc {
+                        return Err(BenchError::Mismatch {
+                            endpoint: ep.name.clone(),
+                            step: "mixed GET".into(),
+                        });
+                    }
+                    Ok(self.large_bytes())
+                }
+            });
+        }
+        let mut bytes = 0u64;
+        while let Some(r) = clients.next().await {
+            bytes += r?;
+        }
+        fig.set(
+            &format!("{n} mixed PUT/GET clients (MB/s)"),
+            &ep.name,
+            bytes as f64 / MIB / started.elapsed().as_secs_f64(),
+            Better::Higher,
+        );
+        Ok(())
     }
 
     async fn small(&self, ep: &Endpoint, put: bool) -> Result<Latencies, BenchError> {

@@ -53,6 +53,19 @@ pub struct BenchArgs {
     /// in the peak-RSS figures.
     #[arg(long, default_value_t = 0)]
     pub parallel_puts: usize,
+    /// Also run this many clients at once against each target (0 = skip):
+    /// half PUT distinct random objects of --mixed-mib MiB, half GET the
+    /// large random object. The peak-RSS figure then shows the memory bound
+    /// under mixed load (docs/BENCHMARKS.md, "Memory under mixed load").
+    #[arg(long, default_value_t = 0)]
+    pub mixed_clients: usize,
+    /// Size of each mixed-phase PUT, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub mixed_mib: u64,
+    /// Run only the mixed phase (after uploading the object it GETs), so
+    /// the peak RSS reported is that phase's.
+    #[arg(long)]
+    pub only_mixed: bool,
     /// Where the input files are generated [default: a temporary directory].
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,

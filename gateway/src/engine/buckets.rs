@@ -63,7 +63,19 @@ impl Engine {
         self.authorize(who, name, Action::Read).await
     }
 
-    pub async fn list_buckets(&self, who: &Principal) -> EngineResult<Vec<Bucket>> {
-        Ok(self.inner.meta.list_buckets(who.tenant_id).await?)
+    /// A page of the caller's buckets (ListBuckets is paginated, never the
+    /// whole tenant at once).
+    pub async fn list_buckets(
+        &self,
+        who: &Principal,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> EngineResult<crate::meta::Page<Bucket>> {
+        Ok(self
+            .inner
+            .meta
+            .list_buckets_page(who.tenant_id, prefix, after, limit)
+            .await?)
     }
 }

@@ -5,11 +5,12 @@ use futures::StreamExt;
 
 use super::checksum::{ChecksumAlgorithm, Checksums, etag_of};
 use super::get::{ByteRange, ReadConditions};
+use super::plan::Planner;
 use super::validate::{validate_key, validate_user_metadata};
 use super::{Action, Engine, EngineError, EngineResult, MAX_OBJECT_SIZE, Principal, now_millis};
 use crate::meta::{
-    Manifest, ManifestChunk, ObjectAttrs, ObjectCommit, ObjectVersion, Part, PartCommit,
-    WriteConditions,
+    Manifest, ManifestChunk, ManifestHead, ObjectAttrs, ObjectCommit, ObjectVersion, Part,
+    PartCommit, WriteConditions,
 };
 
 pub struct CopySource {
@@ -69,7 +70,7 @@ impl Engine {
         &self,
         who: &Principal,
         src: &CopySource,
-    ) -> EngineResult<(crate::meta::Bucket, ObjectVersion)> {
+    ) -> EngineResult<(crate::meta::Bucket, ObjectVersion, Option<ManifestHead>)> {
         let found = self
             .head_with_bucket(
                 who,
@@ -99,7 +100,7 @@ impl Engine {
         // Held until the commit: the source's chunks may lose their last
         // other reference meanwhile, and the collector must keep them.
         let _in_flight = self.inner.uploads.begin();
-        let (src_bucket, version) = self.copy_source(who, &src).await?;
+        let (src_bucket, mut version, head) = self.copy_source(who, &src).await?;
         let dst = self.authorize(who, bucket, Action::Write).await?;
         if dst.tenant_id != src_bucket.tenant_id {
             return Err(EngineError::AccessDenied(
@@ -111,6 +112,8 @@ impl Engine {
                 "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_OBJECT_SIZE}"
             )));
         }
+        // At most 5 GiB: its whole manifest is small enough to hold.
+        self.load_manifest(&mut version, head).await?;
         let same_object = src.bucket == bucket && src.key == key;
         let mut attrs = match directive {
             MetadataDirective::Copy if same_object => {
@@ -174,7 +177,7 @@ impl Engine {
             .await?;
         // Held until the commit (see copy_object).
         let _in_flight = self.inner.uploads.begin();
-        let (src_bucket, version) = self.copy_source(who, &src).await?;
+        let (src_bucket, version, head) = self.copy_source(who, &src).await?;
         if dst.tenant_id != src_bucket.tenant_id {
             return Err(EngineError::AccessDenied(
                 "copies between tenants are not allowed".into(),
@@ -199,13 +202,24 @@ impl Engine {
                 "The specified copy range is larger than 5 GiB".into(),
             ));
         }
-        let chunks = slice_manifest(&version.manifest, start, end);
+        let chunks = match head {
+            None => slice_manifest(&version.manifest, start, end),
+            // A range of a huge source: only its entries are read.
+            Some(_) => {
+                let tenant = self.tenant(src_bucket.tenant_id).await?;
+                Planner::new(self, tenant.id, &version, head, start, end)
+                    .sliced_entries()
+                    .await?
+            }
+        };
         let upload_alg = upload
             .checksum_algorithm
             .as_deref()
             .and_then(ChecksumAlgorithm::parse);
         let mut hashes = Checksums::new(upload_alg);
-        let mut body = self.open_body(&src_bucket, &version, start, end).await?;
+        let mut body = self
+            .open_body(&src_bucket, &version, head, start, end)
+            .await?;
         let mut read = 0u64;
         while let Some(piece) = body.next().await {
             let piece = piece?;

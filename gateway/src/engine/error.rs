@@ -66,6 +66,9 @@ pub enum EngineError {
     IncompleteBody { expected: u64, received: u64 },
     #[error("The request body could not be read: {0}")]
     BodyRead(String),
+    /// The gateway is out of memory budget; the client should slow down.
+    #[error("{0}")]
+    SlowDown(String),
     /// Backend or metadata store out of reach; the client should retry.
     #[error("Service unavailable: {0}")]
     Unavailable(String),
@@ -123,5 +126,11 @@ impl From<dooz_keyvault::KeyError> for EngineError {
         } else {
             EngineError::Internal(format!("keys: {e}"))
         }
+    }
+}
+
+impl From<crate::budget::BudgetError> for EngineError {
+    fn from(e: crate::budget::BudgetError) -> Self {
+        EngineError::SlowDown(e.to_string())
     }
 }

@@ -2,23 +2,30 @@
 //! ranged reads of their packs (coalesced, several in flight) → AEAD open →
 //! decompress → id check → stream. A chunk that fails verification is an
 //! error, never served.
+//!
+//! Memory: each ranged read reserves its ciphertext and the plaintext it
+//! opens to from the budget. The first read of a GET waits for its share;
+//! read-ahead starts only while memory is free. A decrypted chunk keeps its
+//! share until the HTTP stack has written the last of it.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use dooz_chunker::{ChunkId, Keyring};
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt, stream};
 
+use super::plan::{INLINE_MANIFEST, Planner, Read};
 use super::relocate::Relocate;
 use super::{Action, Engine, EngineError, EngineResult, Principal};
-use crate::meta::{ChunkLocation, ObjectVersion};
+use crate::budget::{self, MemoryBudget, Reservation, accounted};
+use crate::meta::{Manifest, ManifestHead, ObjectVersion};
 use crate::metrics::METRICS;
 use crate::store::{PackStore, StoreError};
 
-/// Adjacent frames of one pack are fetched with one ranged read up to this size.
-const MAX_COALESCED_READ: u64 = 8 * 1024 * 1024;
 
 /// A Range header, before it meets the object size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,20 +154,19 @@ pub struct GetOutcome {
     pub body: ObjectBody,
 }
 
-/// One ranged read of a pack and the pieces of plaintext it yields.
-pub(super) struct Read {
-    pub(super) pack_id: [u8; 16],
-    pub(super) start: u64,
-    pub(super) end: u64,
-    pub(super) pieces: Vec<Piece>,
-}
-
-pub(super) struct Piece {
-    pub(super) id: ChunkId,
-    pub(super) loc: ChunkLocation,
-    /// Plaintext bytes to drop at the front and to keep.
-    pub(super) skip: usize,
-    pub(super) take: usize,
+impl Read {
+    /// Bytes the read holds at its peak: the ciphertext range and every
+    /// chunk it opens, in whole budget units per buffer so every chunk's
+    /// share can be split off exactly.
+    pub(super) fn memory(&self) -> usize {
+        let rounded = |n: usize| budget::units(n) as usize * budget::UNIT;
+        let plain: usize = self
+            .pieces
+            .iter()
+            .map(|p| rounded(p.loc.plain_len as usize))
+            .sum();
+        rounded((self.end - self.start) as usize) + plain
+    }
 }
 
 impl Engine {
@@ -179,6 +185,32 @@ impl Engine {
             .1)
     }
 
+    /// A version's whole manifest, also when it stayed in the database (for
+    /// copies, whose sources are at most 5 GiB).
+    pub(crate) async fn load_manifest(
+        &self,
+        version: &mut ObjectVersion,
+        head: Option<ManifestHead>,
+    ) -> EngineResult<()> {
+        let Some(head) = head else {
+            return Ok(());
+        };
+        let len = usize::try_from(head.len)
+            .map_err(|_| EngineError::Internal("manifest larger than memory".into()))?;
+        let bytes = self
+            .inner
+            .meta
+            .manifest_slice(&version.bucket, &version.key, &version.version_id, 0, len)
+            .await?;
+        version.manifest = Manifest::decode(&bytes).map_err(|e| {
+            EngineError::Corrupt(format!(
+                "manifest of {}/{}: {e}",
+                version.bucket, version.key
+            ))
+        })?;
+        Ok(())
+    }
+
     pub(crate) async fn head_with_bucket(
         &self,
         who: &Principal,
@@ -186,12 +218,13 @@ impl Engine {
         key: &str,
         version_id: Option<&str>,
         conditions: &ReadConditions,
-    ) -> EngineResult<(crate::meta::Bucket, ObjectVersion)> {
+    ) -> EngineResult<(crate::meta::Bucket, ObjectVersion, Option<ManifestHead>)> {
         let bucket_rec = self.authorize(who, bucket, Action::Read).await?;
-        let version = self
+        // A huge manifest is not read here; a GET reads what it needs.
+        let (version, head) = self
             .inner
             .meta
-            .get_object(bucket, key, version_id)
+            .get_object_bounded(bucket, key, version_id, INLINE_MANIFEST)
             .await?
             .ok_or_else(|| match version_id {
                 Some(v) => EngineError::NoSuchVersion(v.to_owned()),
@@ -201,7 +234,7 @@ impl Engine {
             return Err(EngineError::NoSuchKey(key.to_owned()));
         }
         conditions.evaluate(&version.attrs.etag, version.created_at)?;
-        Ok((bucket_rec, version))
+        Ok((bucket_rec, version, head))
     }
 
     pub async fn get_object(
@@ -209,7 +242,7 @@ impl Engine {
         who: &Principal,
         req: &GetRequest<'_>,
     ) -> EngineResult<GetOutcome> {
-        let (bucket_rec, version) = self
+        let (bucket_rec, version, head) = self
             .head_with_bucket(who, req.bucket, req.key, req.version_id, &req.conditions)
             .await?;
         let (range, part_number) = (req.range, req.part_number);
@@ -232,7 +265,7 @@ impl Engine {
             None => (0, size),
         };
         let mut body = self
-            .open_body(&bucket_rec, &version, start, end_excl)
+            .open_body(&bucket_rec, &version, head, start, end_excl)
             .await?;
         // Fetch the first piece before answering, so that an unreachable
         // backend or a corrupt chunk becomes a status code, not a cut stream.
@@ -256,140 +289,139 @@ impl Engine {
         &self,
         bucket: &crate::meta::Bucket,
         version: &ObjectVersion,
+        head: Option<ManifestHead>,
         start: u64,
         end: u64,
     ) -> EngineResult<ObjectBody> {
         let tenant = self.tenant(bucket.tenant_id).await?;
         let keyring = self.keyring_of(&tenant).await?;
-        let reads = self.plan_reads(version, tenant.id, start, end).await?;
-        let packs: Vec<[u8; 16]> = reads.iter().map(|r| r.pack_id).collect();
-        let mut stores = HashMap::new();
-        for (pack, backend) in self.inner.meta.pack_backends(tenant.id, &packs).await? {
-            stores.insert(pack, self.inner.backends.get(&backend)?.clone());
-        }
-        let relocate = Relocate {
-            engine: self.clone(),
-            tenant: tenant.id,
+        let mut planner = Planner::new(self, tenant.id, version, head, start, end);
+        let reads: VecDeque<Read> = planner.next_reads().await?.into();
+        // Waiting for memory happens here, before the client gets a status.
+        let first = match reads.front() {
+            Some(r) => self.inner.budget.reserve(r.memory()).await?,
+            None => Reservation::none(),
         };
-        Ok(read_stream(
-            stores,
+        Ok(read_stream(ReadState {
+            planner,
             keyring,
             reads,
-            self.inner.cfg.read_ahead,
-            relocate,
-        ))
-    }
-
-    async fn plan_reads(
-        &self,
-        version: &ObjectVersion,
-        tenant: crate::meta::TenantId,
-        start: u64,
-        end: u64,
-    ) -> EngineResult<Vec<Read>> {
-        let mut wanted = Vec::new();
-        let mut offset = 0u64;
-        for c in &version.manifest.chunks {
-            let (slice_off, slice_len) = c.span();
-            let len = u64::from(slice_len);
-            let (c_start, c_end) = (offset, offset + len);
-            offset = c_end;
-            if c_end <= start || c_start >= end || len == 0 {
-                continue;
-            }
-            let skip = start.saturating_sub(c_start);
-            let take = end.min(c_end) - c_start - skip;
-            wanted.push((c.id, u64::from(slice_off) + skip, take));
-            if c_end >= end {
-                break;
-            }
-        }
-        let mut ids: Vec<[u8; 32]> = wanted.iter().map(|(id, _, _)| *id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let locations: HashMap<[u8; 32], ChunkLocation> = self
-            .inner
-            .meta
-            .chunk_locations(tenant, &ids)
-            .await?
-            .into_iter()
-            .collect();
-        let mut reads: Vec<Read> = Vec::new();
-        for (id, skip, take) in wanted {
-            let loc = *locations.get(&id).ok_or_else(|| {
-                EngineError::Corrupt(format!("chunk {} has no location", hex::encode(id)))
-            })?;
-            let piece = Piece {
-                id: ChunkId(id),
-                loc,
-                skip: skip as usize,
-                take: take as usize,
-            };
-            let frame_end = loc.offset + u64::from(loc.len);
-            match reads.last_mut() {
-                Some(r)
-                    if r.pack_id == loc.pack_id
-                        && r.end == loc.offset
-                        && frame_end - r.start <= MAX_COALESCED_READ =>
-                {
-                    r.end = frame_end;
-                    r.pieces.push(piece);
-                }
-                _ => reads.push(Read {
-                    pack_id: loc.pack_id,
-                    start: loc.offset,
-                    end: frame_end,
-                    pieces: vec![piece],
-                }),
-            }
-        }
-        Ok(reads)
+            first: Some(first),
+            budget: self.inner.budget.clone(),
+            read_ahead: self.inner.cfg.read_ahead,
+            in_flight: FuturesOrdered::new(),
+            ready: VecDeque::new(),
+            failed: false,
+            relocate: Relocate {
+                engine: self.clone(),
+                tenant: tenant.id,
+            },
+        }))
     }
 }
 
-fn read_stream(
-    stores: HashMap<[u8; 16], PackStore>,
+struct ReadState {
+    planner: Planner,
     keyring: Arc<Keyring>,
-    reads: Vec<Read>,
+    reads: VecDeque<Read>,
+    /// The first read's memory, reserved before the GET answered.
+    first: Option<Reservation>,
+    budget: MemoryBudget,
     read_ahead: usize,
+    in_flight: FuturesOrdered<BoxFuture<'static, EngineResult<Vec<Bytes>>>>,
+    ready: VecDeque<Bytes>,
+    failed: bool,
+    /// Where a read whose pack compaction removed finds its chunks now.
     relocate: Relocate,
-) -> ObjectBody {
-    let s = stream::iter(reads)
-        .map(move |read| {
-            let store = stores.get(&read.pack_id).cloned();
-            fetch(store, keyring.clone(), read, relocate.clone())
-        })
-        .buffered(read_ahead)
-        .flat_map(|res| match res {
-            Ok(parts) => stream::iter(parts.into_iter().map(Ok).collect::<Vec<_>>()),
-            Err(e) => stream::iter(vec![Err(e)]),
-        });
-    Box::pin(s)
+}
+
+impl ReadState {
+    /// Starts reads up to the read-ahead: waiting for memory only when none
+    /// is in flight (this GET then holds nothing but bytes on their way to
+    /// the client), otherwise only while memory is free.
+    async fn start_reads(&mut self) -> EngineResult<()> {
+        while self.in_flight.len() < self.read_ahead {
+            if self.reads.is_empty() && !self.planner.done {
+                self.reads = self.planner.next_reads().await?.into();
+            }
+            let Some(read) = self.reads.front() else {
+                return Ok(());
+            };
+            let memory = match self.first.take() {
+                Some(r) => r,
+                None if self.in_flight.is_empty() => self.budget.reserve(read.memory()).await?,
+                None => match self.budget.try_reserve(read.memory()) {
+                    Some(r) => r,
+                    None => return Ok(()),
+                },
+            };
+            let Some(read) = self.reads.pop_front() else {
+                return Ok(());
+            };
+            let store = self.planner.stores.get(&read.pack_id).cloned();
+            self.in_flight.push_back(Box::pin(fetch(
+                store,
+                self.keyring.clone(),
+                read,
+                memory,
+                self.relocate.clone(),
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn read_stream(state: ReadState) -> ObjectBody {
+    Box::pin(stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(b) = st.ready.pop_front() {
+                return Some((Ok(b), st));
+            }
+            if st.failed {
+                return None;
+            }
+            if let Err(e) = st.start_reads().await {
+                st.failed = true;
+                return Some((Err(e), st));
+            }
+            match st.in_flight.next().await {
+                Some(Ok(pieces)) => st.ready.extend(pieces),
+                Some(Err(e)) => {
+                    st.failed = true;
+                    return Some((Err(e), st));
+                }
+                None => return None,
+            }
+        }
+    }))
 }
 
 async fn fetch(
     store: Option<PackStore>,
     keyring: Arc<Keyring>,
     read: Read,
+    memory: Reservation,
     relocate: Relocate,
 ) -> EngineResult<Vec<Bytes>> {
     let Some(store) = store else {
         // The pack row went away after the plan: compaction moved the chunks.
-        return relocate.refetch(keyring, read).await;
+        return relocate.refetch(keyring, read, memory).await;
     };
     let bytes = match store.get_range(&read.pack_id, read.start..read.end).await {
         Ok(b) => b,
-        Err(StoreError::NotFound { .. }) => return relocate.refetch(keyring, read).await,
+        Err(StoreError::NotFound { .. }) => return relocate.refetch(keyring, read, memory).await,
         Err(e) => return Err(e.into()),
     };
-    open_pieces(bytes, keyring, read).await
+    open_pieces(bytes, keyring, read, memory).await
 }
 
-/// Opens the frames of one ranged read and cuts out the requested plaintext.
+/// Opens the frames of one ranged read and cuts out the requested plaintext;
+/// each piece carries its share of `memory` until the client has it.
 pub(super) async fn open_pieces(
     bytes: Bytes,
     keyring: Arc<Keyring>,
     read: Read,
+    mut memory: Reservation,
 ) -> EngineResult<Vec<Bytes>> {
     if bytes.len() as u64 != read.end - read.start {
         return Err(EngineError::Corrupt(format!(
@@ -417,7 +449,10 @@ pub(super) async fn open_pieces(
                         p.loc.plain_len
                     )));
                 }
-                let plain = Bytes::from(plain);
+                // The reservation covers every piece's plaintext, so a share
+                // is always there; it leaves with the bytes.
+                let share = memory.split(plain.len()).unwrap_or_else(Reservation::none);
+                let plain = accounted(plain, share);
                 Ok(plain.slice(p.skip..p.skip + p.take))
             })
             .collect::<EngineResult<Vec<Bytes>>>()

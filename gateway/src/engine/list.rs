@@ -2,6 +2,7 @@
 
 use super::{Action, Engine, EngineResult, Principal};
 use crate::meta::{DeleteOutcome, ObjectSummary};
+use crate::metrics::METRICS;
 
 #[derive(Clone, Debug, Default)]
 pub struct ListParams {
@@ -20,6 +21,10 @@ pub struct ListOutcome {
     /// The last key or common prefix returned (the next marker) when truncated.
     pub next_marker: Option<String>,
 }
+
+/// Rows a delimiter listing asks for first; later pages adapt (see
+/// `list_objects`).
+const FIRST_DELIMITED_PAGE: usize = 32;
 
 /// The smallest string greater than every string that starts with `p`
 /// (as far as UTF-8 keys go): listing resumes after it to skip a whole
@@ -52,6 +57,17 @@ impl Engine {
         {
             cursor = Some(past_prefix(after));
         }
+        // With a delimiter, rows inside a common prefix after its first are
+        // skipped, and the next query seeks past the prefix. So that a
+        // prefix holding many keys costs few rows, a page asks for at most
+        // twice the entries the previous one produced, plus one: every page
+        // starts with a row that produces an entry, so all pages together
+        // read at most FIRST_DELIMITED_PAGE + 3 × (entries returned) rows.
+        let mut page_size = if delimiter.is_some() {
+            FIRST_DELIMITED_PAGE
+        } else {
+            1000
+        };
         loop {
             let want = params.max_keys - out.objects.len() - out.common_prefixes.len();
             let page = meta
@@ -59,11 +75,13 @@ impl Engine {
                     bucket,
                     &params.prefix,
                     cursor.as_deref(),
-                    want.clamp(1, 1000),
+                    want.min(page_size).clamp(1, 1000),
                 )
                 .await?;
+            METRICS.list_rows.inc_by(page.items.len() as u64);
             let exhausted = !page.truncated;
             let mut skip_past: Option<String> = None;
+            let mut produced = 0usize;
             for obj in page.items {
                 if let Some(sp) = &skip_past
                     && obj.key.starts_with(sp.as_str())
@@ -74,6 +92,7 @@ impl Engine {
                     out.truncated = true;
                     return Ok(out);
                 }
+                produced += 1;
                 let rest = &obj.key[params.prefix.len()..];
                 match delimiter.and_then(|d| rest.find(d).map(|i| (i, d))) {
                     Some((i, d)) => {
@@ -90,6 +109,7 @@ impl Engine {
                     }
                 }
             }
+            page_size = (2 * produced + 1).clamp(1, 1000);
             let full = out.objects.len() + out.common_prefixes.len() == params.max_keys;
             if full {
                 // More only if anything lies beyond the cursor.

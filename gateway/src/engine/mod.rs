@@ -10,6 +10,7 @@ mod get;
 mod keys;
 mod list;
 mod multipart;
+mod plan;
 mod put;
 mod relocate;
 mod validate;
@@ -18,8 +19,8 @@ use std::sync::Arc;
 
 use dooz_chunker::{ChunkerParams, CompressionPolicy};
 use dooz_keyvault::KeyVault;
-use tokio::sync::Semaphore;
 
+use crate::budget::MemoryBudget;
 use crate::config::ChunkingConfig;
 use crate::jobs::uploads::UploadLeases;
 use crate::meta::{MetaStore, Policy, TenantId};
@@ -31,8 +32,8 @@ pub use error::{EngineError, EngineResult};
 pub use get::{ByteRange, GetOutcome, GetRequest, ObjectBody, ReadConditions, part_span};
 pub use list::{ListOutcome, ListParams};
 pub use multipart::{
-    CompleteOutcome, CompleteRequest, CompletedPart, CreateMultipart, MAX_PART_NUMBER,
-    MIN_PART_SIZE, parse_part_number,
+    CompleteOutcome, CompleteRequest, CompletedPart, CreateMultipart, MAX_MULTIPART_OBJECT_SIZE,
+    MAX_PART_NUMBER, MIN_PART_SIZE, parse_part_number,
 };
 pub use put::{PutOutcome, PutRequest};
 pub use validate::{MAX_KEY_LEN, MAX_OBJECT_SIZE, MAX_USER_METADATA, validate_bucket_name};
@@ -107,10 +108,33 @@ impl EngineConfig {
             + dooz_chunker::FRAME_OVERHEAD
             + INDEX_ALLOWANCE
     }
+
+    /// What one upload holds besides its pack buffers, at most: the body
+    /// frame being chunked (aws-chunked chunks beyond [`BODY_ALLOWANCE`] are
+    /// reserved separately as they arrive), the chunker's buffer (one largest
+    /// chunk), the chunks cut from one fed slice, the batch waiting for its
+    /// dedup lookup (under the batch size plus one chunk) and the batch
+    /// being sealed (its plaintexts and frames: the batch plus one chunk and
+    /// one frame).
+    pub fn ingest_working_set(&self) -> usize {
+        let max = self.chunker.max as usize + dooz_chunker::FRAME_OVERHEAD;
+        BODY_ALLOWANCE + FEED_SLICE + 4 * max + 2 * put::LOOKUP_BATCH_BYTES
+    }
+
+    /// What an upload reserves before it reads its body: its working set and
+    /// one pack buffer. More packs in flight are taken only when free.
+    pub fn upload_reservation(&self) -> usize {
+        self.ingest_working_set() + self.pack_capacity()
+    }
 }
 
-/// Pack buffers are budgeted in units of this many bytes.
-const BUDGET_UNIT: usize = 1024 * 1024;
+/// Request body bytes an upload's working set allows for the frame being
+/// processed: hyper hands out frames of at most ~400 KiB; larger
+/// aws-chunked chunks, which s3s buffers whole, reserve the rest.
+pub const BODY_ALLOWANCE: usize = 1024 * 1024;
+/// Body frames are fed to the chunker in slices of at most this many bytes,
+/// so the chunks cut at once stay few whatever the frame size.
+pub(crate) const FEED_SLICE: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -122,8 +146,8 @@ struct Inner {
     backends: Backends,
     vault: KeyVault,
     cfg: EngineConfig,
-    /// Global back-pressure on pack buffers held by all uploads.
-    budget: Arc<Semaphore>,
+    /// The data path's memory: back-pressure on uploads and downloads.
+    budget: MemoryBudget,
     /// Uploads in flight, published to the collector by the upload lease.
     uploads: Arc<UploadLeases>,
 }
@@ -134,23 +158,27 @@ impl Engine {
         backends: Backends,
         vault: KeyVault,
         cfg: EngineConfig,
-        memory_budget: usize,
+        budget: MemoryBudget,
     ) -> EngineResult<Self> {
         cfg.chunker
             .validate()
             .map_err(|e| EngineError::InvalidArgument(format!("chunking: {e}")))?;
         backends.get(&cfg.default_backend)?;
-        let units = (memory_budget / BUDGET_UNIT).max(cfg.pack_capacity().div_ceil(BUDGET_UNIT));
         Ok(Self {
             inner: Arc::new(Inner {
                 meta,
                 backends,
                 vault,
                 cfg,
-                budget: Arc::new(Semaphore::new(units)),
+                budget,
                 uploads: UploadLeases::new(),
             }),
         })
+    }
+
+    /// The data path's memory budget (shared with the front door).
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.inner.budget
     }
 
     pub fn meta(&self) -> &Arc<dyn MetaStore> {

@@ -18,9 +18,14 @@ use crate::meta::{
     PartCommit, WriteConditions,
 };
 
-/// S3's limits on parts.
+/// S3's limits on parts and on the objects they make.
 pub const MAX_PART_NUMBER: u32 = 10_000;
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub const MAX_MULTIPART_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+/// Memory a completion holds per chunk of the new object: the parts'
+/// manifests as read, the object's manifest, its encoding, and the parts
+/// the metadata store reads again to check them.
+const COMPLETION_BYTES_PER_CHUNK: usize = 4 * 48 + 36;
 
 pub struct CreateMultipart {
     pub bucket: String,
@@ -275,6 +280,11 @@ impl Engine {
                 "You must specify at least one part".into(),
             ));
         }
+        if req.parts.len() > MAX_PART_NUMBER as usize {
+            return Err(EngineError::MalformedXml(format!(
+                "A multipart upload has at most {MAX_PART_NUMBER} parts"
+            )));
+        }
         if req
             .parts
             .windows(2)
@@ -305,6 +315,19 @@ impl Engine {
             chosen.push(part);
         }
         let size: u64 = chosen.iter().map(|p| p.size).sum();
+        if size > MAX_MULTIPART_OBJECT_SIZE {
+            return Err(EngineError::EntityTooLarge {
+                max: MAX_MULTIPART_OBJECT_SIZE,
+            });
+        }
+        // The object's manifest is built here and checked by the store:
+        // memory proportional to its chunk count, reserved like any other.
+        let chunk_count: usize = stored.values().map(|p| p.manifest.chunks.len()).sum();
+        let _memory = self
+            .inner
+            .budget
+            .reserve(chunk_count.saturating_mul(COMPLETION_BYTES_PER_CHUNK))
+            .await?;
         if let Some(declared) = req.object_size
             && declared != size
         {

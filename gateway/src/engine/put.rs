@@ -1,24 +1,24 @@
 //! The write path: stream → FastCDC → keyed ids → dedup lookup → zstd → AEAD
 //! frame → pack → backend → one metadata commit. Nothing holds a whole
-//! object: memory per upload is bounded by a lookup batch, the pack being
-//! filled and the packs in flight, and all uploads together by a global
-//! budget of pack buffers.
+//! object. An upload reserves its working set and one pack buffer from the
+//! memory budget before it reads its body (waiting while they are not free);
+//! further packs in flight are taken only when free, otherwise the upload
+//! reuses its own buffer once that pack's write finished.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use dooz_chunker::{ChunkId, Chunker, Keyring, PackWriter};
 use futures::{Stream, StreamExt};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::checksum::{
     ChecksumAlgorithm, Checksums, ComputedChecksums, ExpectedChecksums, etag_of,
 };
 use super::validate::{validate_key, validate_user_metadata};
-use super::{Action, BUDGET_UNIT, Engine, EngineError, EngineResult, Principal, now_millis};
+use super::{Action, Engine, EngineError, EngineResult, FEED_SLICE, Principal, now_millis};
+use crate::budget::Reservation;
 use crate::meta::{
     ChunkLocation, LeaseFence, Manifest, ManifestChunk, NewChunk, NewPack, ObjectAttrs,
     ObjectCommit, Tenant, WriteConditions,
@@ -29,7 +29,7 @@ use crate::store::{PackStore, StoreError};
 /// Chunks are looked up in the metadata store in batches of about this many
 /// plaintext bytes (or `LOOKUP_BATCH_CHUNKS` chunks), so a large upload costs
 /// one query per batch rather than one per chunk.
-const LOOKUP_BATCH_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const LOOKUP_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const LOOKUP_BATCH_CHUNKS: usize = 64;
 
 pub struct PutRequest {
@@ -87,10 +87,10 @@ impl Engine {
         }
         // Cheap early answer for create-only writes; the commit decides for real.
         if req.conditions.if_none_match.as_deref() == Some("*")
-            && let Some(existing) = self
+            && let Some((existing, _)) = self
                 .inner
                 .meta
-                .get_object(&req.bucket, &req.key, None)
+                .get_object_bounded(&req.bucket, &req.key, None, 0)
                 .await?
             && !existing.delete_marker
         {
@@ -193,7 +193,14 @@ impl Engine {
         let cfg = &self.inner.cfg;
         let chunker = Chunker::new(cfg.chunker, keyring.cdc_seed())
             .map_err(|e| EngineError::Internal(format!("chunker: {e}")))?;
+        // Before the first byte of the body is read (s3s reads lazily).
+        let mut working = self.inner.budget.reserve(cfg.upload_reservation()).await?;
+        let first_pack = working
+            .split(cfg.pack_capacity())
+            .ok_or_else(|| EngineError::Internal("upload reservation too small".into()))?;
         let mut ing = Ingest {
+            _working: working,
+            spare: Some(first_pack),
             engine: self.clone(),
             keyring,
             store: store.clone(),
@@ -244,10 +251,15 @@ type Sealed = Vec<(ChunkId, Vec<u8>, u32)>;
 struct OpenPack {
     id: [u8; 16],
     writer: PackWriter,
-    permit: OwnedSemaphorePermit,
+    memory: Reservation,
 }
 
 struct Ingest {
+    /// The working set (see `EngineConfig::ingest_working_set`).
+    _working: Reservation,
+    /// A pack buffer's reservation not in use: the one reserved up front, or
+    /// one back from a finished pack write.
+    spare: Option<Reservation>,
     engine: Engine,
     keyring: Arc<Keyring>,
     store: PackStore,
@@ -264,7 +276,7 @@ struct Ingest {
     /// one is read and chunked.
     sealing: Option<JoinHandle<Sealed>>,
     pack: Option<OpenPack>,
-    uploads: JoinSet<Result<NewPack, StoreError>>,
+    uploads: JoinSet<(Result<NewPack, StoreError>, Reservation)>,
     new_chunks: Vec<NewChunk>,
     new_packs: Vec<NewPack>,
     /// Every pack whose upload started, finished or not.
@@ -288,8 +300,10 @@ impl Ingest {
                 return Err(EngineError::EntityTooLarge { max: max_size });
             }
             self.hashes.update(&bytes);
-            for chunk in self.chunker.push(&bytes) {
-                self.add_chunk(chunk).await?;
+            for slice in bytes.chunks(FEED_SLICE) {
+                for chunk in self.chunker.push(slice) {
+                    self.add_chunk(chunk).await?;
+                }
             }
         }
         if let Some(chunk) = self.chunker.finish() {
@@ -387,24 +401,12 @@ impl Ingest {
     ) -> EngineResult<()> {
         if self.pack.is_none() {
             let capacity = self.engine.inner.cfg.pack_capacity();
-            let units = u32::try_from(capacity.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX);
-            let waited = Instant::now();
-            let permit = self
-                .engine
-                .inner
-                .budget
-                .clone()
-                .acquire_many_owned(units)
-                .await
-                .map_err(|_| EngineError::Internal("upload budget closed".into()))?;
-            METRICS
-                .memory_budget_wait
-                .observe(waited.elapsed().as_secs_f64());
+            let memory = self.pack_memory(capacity).await?;
             let pack_id: [u8; 16] = rand::random();
             self.pack = Some(OpenPack {
                 id: pack_id,
                 writer: PackWriter::with_capacity(pack_id, capacity),
-                permit,
+                memory,
             });
         }
         let epoch = self.keyring.current_epoch();
@@ -429,6 +431,25 @@ impl Ingest {
         Ok(())
     }
 
+    /// Memory for the next pack buffer without waiting on the shared budget
+    /// (this upload already holds its share): the spare one, a free one, or
+    /// the one of this upload's oldest pack once its write finishes.
+    async fn pack_memory(&mut self, capacity: usize) -> EngineResult<Reservation> {
+        loop {
+            if let Some(r) = self.spare.take() {
+                return Ok(r);
+            }
+            if let Some(r) = self.engine.inner.budget.try_reserve(capacity) {
+                return Ok(r);
+            }
+            if self.uploads.is_empty() {
+                // The spare, the open pack or a write in flight always holds it.
+                return Err(EngineError::Internal("upload lost its pack budget".into()));
+            }
+            self.join_one_upload().await?;
+        }
+    }
+
     /// Seals the open pack and starts its upload; waits when too many are in flight.
     async fn ship_pack(&mut self) -> EngineResult<()> {
         let Some(pack) = self.pack.take() else {
@@ -436,20 +457,20 @@ impl Ingest {
         };
         let bytes = Bytes::from(pack.writer.finish(&self.keyring));
         let store = self.store.clone();
-        let permit = pack.permit;
+        let memory = pack.memory;
         let id = pack.id;
         let fence = self.fence.clone();
         self.shipped.push(id);
         self.uploads.spawn(async move {
             let size = bytes.len() as u64;
             let res = store.put_pack(&id, bytes).await;
-            drop(permit);
-            res.map(|()| NewPack {
+            let res = res.map(|()| NewPack {
                 id,
                 backend: store.name().to_owned(),
                 size,
                 fence,
-            })
+            });
+            (res, memory)
         });
         while self.uploads.len() >= self.engine.inner.cfg.packs_in_flight {
             self.join_one_upload().await?;
@@ -459,9 +480,13 @@ impl Ingest {
 
     async fn join_one_upload(&mut self) -> EngineResult<()> {
         if let Some(res) = self.uploads.join_next().await {
-            let pack =
-                res.map_err(|e| EngineError::Internal(format!("pack upload task: {e}")))??;
-            self.new_packs.push(pack);
+            let (pack, memory) =
+                res.map_err(|e| EngineError::Internal(format!("pack upload task: {e}")))?;
+            // Keep one buffer's worth for the next pack; more goes back.
+            if self.spare.is_none() {
+                self.spare = Some(memory);
+            }
+            self.new_packs.push(pack?);
         }
         Ok(())
     }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dooz_chunker::Keyring;
 
-use super::get::{Piece, Read, open_pieces};
+use super::get::open_pieces;
+use super::plan::{Piece, Read};
+use crate::budget::Reservation;
 use super::{Engine, EngineError, EngineResult};
 use crate::meta::{ChunkLocation, TenantId};
 
@@ -27,6 +29,7 @@ impl Relocate {
         &self,
         keyring: Arc<Keyring>,
         read: Read,
+        mut memory: Reservation,
     ) -> EngineResult<Vec<Bytes>> {
         let meta = self.engine.meta();
         let ids: Vec<[u8; 32]> = read.pieces.iter().map(|p| p.id.0).collect();
@@ -68,7 +71,12 @@ impl Relocate {
                 end,
                 pieces: vec![Piece { loc, ..piece }],
             };
-            out.extend(open_pieces(bytes, keyring.clone(), single).await?);
+            // The read's reservation covers every piece's plaintext; each
+            // single read takes its piece's share.
+            let share = memory
+                .split(single.memory())
+                .unwrap_or_else(Reservation::none);
+            out.extend(open_pieces(bytes, keyring.clone(), single, share).await?);
         }
         Ok(out)
     }

@@ -46,6 +46,11 @@ pub fn validate_key(key: &str) -> Result<(), EngineError> {
     if key.len() > MAX_KEY_LEN {
         return Err(EngineError::KeyTooLong { len: key.len() });
     }
+    if key.contains('\0') {
+        return Err(EngineError::InvalidArgument(
+            "object keys must not contain the NUL character".into(),
+        ));
+    }
     Ok(())
 }
 

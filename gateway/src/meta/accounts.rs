@@ -4,7 +4,8 @@
 //! the name, so that a concurrent race for one name ends in the same typed
 //! error as a plain duplicate, on both stores.
 
-use super::model::{Bucket, Policy, Tenant, TenantId, User};
+use super::model::{Bucket, Page, Policy, Tenant, TenantId, User};
+use super::objects::{fetch_limit, page, prefix_successor};
 use super::sql::{Cols, Row, Tx, params};
 use super::{MetaError, MetaResult};
 
@@ -41,6 +42,12 @@ const INSERT_BUCKET: &str = "INSERT INTO buckets (name, tenant_id, backend, crea
 const BUCKET: &str = "SELECT name, tenant_id, backend, created_at FROM buckets WHERE name = $1";
 const BUCKETS_OF: &str = "SELECT name, tenant_id, backend, created_at FROM buckets \
      WHERE tenant_id = $1 ORDER BY name";
+// Pages of a tenant's buckets from a lower bound (inclusive), below an
+// optional upper bound (the prefix's successor).
+const BUCKETS_PAGE: &str = "SELECT name, tenant_id, backend, created_at FROM buckets \
+     WHERE tenant_id = $1 AND name >= $2 ORDER BY name LIMIT $3";
+const BUCKETS_PAGE_TO: &str = "SELECT name, tenant_id, backend, created_at FROM buckets \
+     WHERE tenant_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4";
 // FOR UPDATE waits for commits that hold the bucket row FOR SHARE, so the
 // emptiness checks below see every version committed before the delete.
 const BUCKET_EXCLUSIVE: &str = "SELECT name FROM buckets WHERE name = $1 FOR UPDATE";
@@ -260,6 +267,32 @@ pub(crate) async fn get_bucket(tx: &mut dyn Tx, name: &str) -> MetaResult<Option
 
 pub(crate) async fn list_buckets(tx: &mut dyn Tx, tenant: TenantId) -> MetaResult<Vec<Bucket>> {
     all(&tx.query(BUCKETS_OF, &params![tenant]).await?, bucket_from)
+}
+
+/// At most `limit` of a tenant's buckets whose names start with `prefix`
+/// and sort after `after`.
+pub(crate) async fn list_buckets_page(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> MetaResult<Page<Bucket>> {
+    // Bucket names use no character below '-', so `after` followed by
+    // U+0001 is the least name greater than `after`.
+    let from = match after {
+        Some(a) if a >= prefix => format!("{a}\u{1}"),
+        _ => prefix.to_owned(),
+    };
+    let n = fetch_limit(limit);
+    let rows = match prefix_successor(prefix) {
+        Some(to) => {
+            tx.query(BUCKETS_PAGE_TO, &params![tenant, from, to, n])
+                .await?
+        }
+        None => tx.query(BUCKETS_PAGE, &params![tenant, from, n]).await?,
+    };
+    Ok(page(all(&rows, bucket_from)?, limit))
 }
 
 pub(crate) async fn delete_bucket(tx: &mut dyn Tx, name: &str) -> MetaResult<()> {

@@ -70,6 +70,27 @@ pub struct Manifest {
     pub chunks: Vec<ManifestChunk>,
 }
 
+/// Where a stored manifest's chunk entries are, for reading them in pieces
+/// (a manifest too large to read whole on every GET; see
+/// `MetaStore::get_object_bounded`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// Format version: 1 (fixed 36-byte entries) or 2 (37 or 45 bytes).
+    pub format: u8,
+    /// Byte offset of the first chunk entry.
+    pub chunks_at: u64,
+    pub chunk_count: u64,
+    /// Length of the whole manifest in bytes.
+    pub len: u64,
+}
+
+impl ManifestHead {
+    /// Bytes of one version-1 entry.
+    pub const V1_ENTRY: u64 = 36;
+    /// The most bytes one entry takes in any format.
+    pub const MAX_ENTRY: usize = 45;
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ManifestError {
     #[error("manifest truncated at byte {0}")]
@@ -211,6 +232,112 @@ impl Manifest {
     }
 }
 
+impl Manifest {
+    /// The parts list and where the chunk entries start, from a prefix of a
+    /// manifest `len` bytes long; Truncated when the prefix ends before the
+    /// chunk count.
+    pub fn decode_head(prefix: &[u8], len: u64) -> Result<(Self, ManifestHead), ManifestError> {
+        let mut r = Reader {
+            bytes: prefix,
+            pos: 0,
+        };
+        if r.take(4)? != MAGIC {
+            return Err(ManifestError::BadHeader(0));
+        }
+        let format = r.take(1)?[0];
+        if format != V1 && format != V2 {
+            return Err(ManifestError::BadHeader(format));
+        }
+        let part_count = r.count()?;
+        let mut parts = Vec::with_capacity(part_count.min(10_000));
+        for _ in 0..part_count {
+            let part_number = r.u32()?;
+            let size = r.u64()?;
+            let chunk_count = r.u32()?;
+            let etag_len = usize::from(r.u16()?);
+            let etag = std::str::from_utf8(r.take(etag_len)?)
+                .map_err(|_| ManifestError::BadEtag)?
+                .to_owned();
+            parts.push(ManifestPart {
+                part_number,
+                size,
+                chunk_count,
+                etag,
+            });
+        }
+        let chunk_count = r.count()? as u64;
+        let chunks_at = r.pos as u64;
+        let min_entry = if format == V1 { 36 } else { 37 };
+        if chunk_count.saturating_mul(min_entry) > len.saturating_sub(chunks_at) {
+            return Err(ManifestError::Truncated(len as usize));
+        }
+        if !parts.is_empty() {
+            let covered: u64 = parts.iter().map(|p| u64::from(p.chunk_count)).sum();
+            if covered != chunk_count {
+                return Err(ManifestError::PartMismatch {
+                    parts: covered,
+                    chunks: chunk_count as usize,
+                });
+            }
+        }
+        Ok((
+            Self {
+                parts,
+                chunks: Vec::new(),
+            },
+            ManifestHead {
+                format,
+                chunks_at,
+                chunk_count,
+                len,
+            },
+        ))
+    }
+
+    /// Decodes one chunk entry of a `format` manifest from the front of
+    /// `bytes`; returns it and its length, or None when `bytes` holds less
+    /// than a whole entry.
+    pub fn decode_entry(
+        format: u8,
+        bytes: &[u8],
+    ) -> Result<Option<(ManifestChunk, usize)>, ManifestError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let mut id = [0u8; 32];
+        match r.take(32) {
+            Ok(b) => id.copy_from_slice(b),
+            Err(_) => return Ok(None),
+        }
+        let Ok(plain_len) = r.u32() else {
+            return Ok(None);
+        };
+        let slice = if format == V2 {
+            match r.take(1) {
+                Err(_) => return Ok(None),
+                Ok([1]) => {
+                    let (Ok(offset), Ok(len)) = (r.u32(), r.u32()) else {
+                        return Ok(None);
+                    };
+                    if u64::from(offset) + u64::from(len) > u64::from(plain_len) {
+                        return Err(ManifestError::BadSlice);
+                    }
+                    Some((offset, len))
+                }
+                Ok(_) => None,
+            }
+        } else {
+            None
+        };
+        Ok(Some((
+            ManifestChunk {
+                id,
+                plain_len,
+                slice,
+            },
+            r.pos,
+        )))
+    }
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -317,6 +444,52 @@ mod tests {
             Manifest::decode(&m.encode()),
             Err(ManifestError::PartMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn head_and_entries_decode_from_pieces() {
+        let mut m = Manifest {
+            parts: vec![
+                ManifestPart {
+                    part_number: 1,
+                    size: 30,
+                    chunk_count: 2,
+                    etag: "\"abc\"".into(),
+                },
+                ManifestPart {
+                    part_number: 2,
+                    size: 5,
+                    chunk_count: 1,
+                    etag: "\"def\"".into(),
+                },
+            ],
+            chunks: vec![chunk(1, 10), chunk(2, 20), chunk(3, 5)],
+        };
+        for sliced in [false, true] {
+            if sliced {
+                m.chunks[1].slice = Some((5, 15));
+            }
+            let enc = m.encode();
+            let (head_m, head) = Manifest::decode_head(&enc, enc.len() as u64).unwrap();
+            assert_eq!(head_m.parts, m.parts);
+            assert_eq!(head.chunk_count, 3);
+            assert_eq!(head.format, if sliced { 2 } else { 1 });
+            assert!(Manifest::decode_head(&enc[..20], enc.len() as u64).is_err());
+            let mut at = head.chunks_at as usize;
+            let mut got = Vec::new();
+            while let Some((c, n)) = Manifest::decode_entry(head.format, &enc[at..]).unwrap() {
+                got.push(c);
+                at += n;
+            }
+            assert_eq!(got, m.chunks);
+            assert_eq!(at, enc.len());
+            // A piece cut inside an entry is "not enough", not an error.
+            let cut = head.chunks_at as usize + 20;
+            assert_eq!(
+                Manifest::decode_entry(head.format, &enc[head.chunks_at as usize..cut]).unwrap(),
+                None
+            );
+        }
     }
 
     proptest! {

@@ -4,6 +4,7 @@
 //! both passing one shared test suite. Every write that makes data visible is a
 //! single transaction: that commit is the linearization point of the request.
 
+pub mod conninfo;
 pub mod manifest;
 pub mod model;
 pub mod postgres;
@@ -17,6 +18,7 @@ mod leases;
 mod migrate;
 mod multipart;
 mod objects;
+mod pg_tls;
 mod refs;
 mod sql;
 mod store;
@@ -27,7 +29,7 @@ use async_trait::async_trait;
 
 pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
 pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
-pub use manifest::{Manifest, ManifestChunk, ManifestPart};
+pub use manifest::{Manifest, ManifestChunk, ManifestHead, ManifestPart};
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -167,6 +169,15 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()>;
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>>;
     async fn list_buckets(&self, tenant: TenantId) -> MetaResult<Vec<Bucket>>;
+    /// A page of a tenant's buckets: names starting with `prefix`, after
+    /// `after`, at most `limit`, in name order.
+    async fn list_buckets_page(
+        &self,
+        tenant: TenantId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Page<Bucket>>;
     /// BucketNotEmpty while any object version or multipart upload remains.
     async fn delete_bucket(&self, name: &str) -> MetaResult<()>;
 
@@ -178,6 +189,26 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
         key: &str,
         version_id: Option<&str>,
     ) -> MetaResult<Option<ObjectVersion>>;
+    /// Like `get_object`, but a manifest of more than `inline_limit` bytes
+    /// is not read: the version then carries its parts list only (no
+    /// chunks), and the head says where to read entries with
+    /// `manifest_slice`.
+    async fn get_object_bounded(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        inline_limit: usize,
+    ) -> MetaResult<Option<(ObjectVersion, Option<ManifestHead>)>>;
+    /// `len` bytes of a version's stored manifest from byte `offset`.
+    async fn manifest_slice(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        offset: u64,
+        len: usize,
+    ) -> MetaResult<Vec<u8>>;
     /// Latest, non-delete-marker versions with key starting with `prefix` and
     /// strictly greater than `after`, in byte order, at most `limit`.
     async fn list_objects(

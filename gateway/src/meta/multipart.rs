@@ -289,9 +289,11 @@ fn check_chosen_parts(
     let mut offset = 0usize;
     for mp in &manifest.parts {
         let count = mp.chunk_count as usize;
-        let Some(sp) = stored.iter().find(|s| s.number == mp.part_number) else {
+        // `stored` is in part-number order (ALL_PARTS sorts it).
+        let Ok(at) = stored.binary_search_by_key(&mp.part_number, |s| s.number) else {
             return Err(invalid(mp.part_number, "not uploaded"));
         };
+        let sp = &stored[at];
         if bare_etag(&sp.etag) != bare_etag(&mp.etag) {
             return Err(invalid(mp.part_number, "ETag differs"));
         }

@@ -1,7 +1,7 @@
 //! Object versions: reads, listings, the commit transaction and deletes.
 
 use super::codec::{attrs_from_json, attrs_to_json, bare_etag, manifest_from, to_i64};
-use super::manifest::Manifest;
+use super::manifest::{Manifest, ManifestError, ManifestHead};
 use super::model::{
     CommitOutcome, DeleteOutcome, Millis, ObjectCommit, ObjectSummary, ObjectVersion, Page,
     TenantId, WriteConditions,
@@ -14,6 +14,17 @@ const GET_LATEST: &str = "SELECT bucket, key, version_id, is_latest, delete_mark
      FROM objects WHERE bucket = $1 AND key = $2 AND is_latest";
 const GET_VERSION: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, manifest \
      FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+// The same without a manifest longer than $N bytes (NULL), with the
+// manifest's length; both stores compute length() without reading it.
+const GET_LATEST_BOUNDED: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, \
+     CASE WHEN length(manifest) <= $3 THEN manifest ELSE NULL END, \
+     length(manifest) FROM objects WHERE bucket = $1 AND key = $2 AND is_latest";
+const GET_VERSION_BOUNDED: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, \
+     CASE WHEN length(manifest) <= $4 THEN manifest ELSE NULL END, \
+     length(manifest) FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+/// Bytes of a large manifest read first, for its parts list (10,000 parts
+/// with their ETags need about 600 KB; most need far less).
+const PARTS_PREFIX: usize = 64 * 1024;
 const BUCKET_TENANT: &str = "SELECT tenant_id FROM buckets WHERE name = $1";
 const BUCKET_TENANT_SHARED: &str = "SELECT tenant_id FROM buckets WHERE name = $1 FOR SHARE";
 const LATEST_ETAG: &str =
@@ -84,6 +95,88 @@ pub(crate) async fn get(
         Some(v) => tx.query_opt(GET_VERSION, &params![bucket, key, v]).await?,
     };
     row.as_ref().map(version_from).transpose()
+}
+
+/// A version whose manifest is read whole only up to `inline_limit` bytes;
+/// a larger one comes with its parts list only and the `ManifestHead` to
+/// read its chunk entries with `manifest_slice`.
+pub(crate) async fn get_bounded(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    inline_limit: usize,
+) -> MetaResult<Option<(ObjectVersion, Option<ManifestHead>)>> {
+    let limit = i64::try_from(inline_limit).unwrap_or(i64::MAX);
+    let row = match version_id {
+        None => {
+            tx.query_opt(GET_LATEST_BOUNDED, &params![bucket, key, limit])
+                .await?
+        }
+        Some(v) => {
+            tx.query_opt(GET_VERSION_BOUNDED, &params![bucket, key, v, limit])
+                .await?
+        }
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let c = Cols::new(&row, "objects");
+    let len = c.u64(8)?;
+    if len <= inline_limit as u64 {
+        return version_from(&row).map(|v| Some((v, None)));
+    }
+    let (bucket, key, version) = (c.text(0)?, c.text(1)?, c.text(2)?);
+    let whose = || format!("{bucket}/{key} version {version}");
+    let corrupt = |e: ManifestError| MetaError::Corrupt(format!("manifest of {}: {e}", whose()));
+    // The parts list is usually inside the first piece; a long one is read on.
+    let mut prefix = slice(tx, &bucket, &key, &version, 0, PARTS_PREFIX).await?;
+    let (manifest, head) = loop {
+        match Manifest::decode_head(&prefix, len) {
+            Ok(h) => break h,
+            Err(ManifestError::Truncated(_)) if (prefix.len() as u64) < len => {
+                let more = slice(tx, &bucket, &key, &version, prefix.len() as u64, prefix.len())
+                    .await?;
+                if more.is_empty() {
+                    return Err(corrupt(ManifestError::Truncated(prefix.len())));
+                }
+                prefix.extend_from_slice(&more);
+            }
+            Err(e) => return Err(corrupt(e)),
+        }
+    };
+    let attrs = attrs_from_json(&c.text(5)?, &whose)?;
+    Ok(Some((
+        ObjectVersion {
+            is_latest: c.bool(3)?,
+            delete_marker: c.bool(4)?,
+            attrs,
+            created_at: c.i64(6)?,
+            manifest,
+            bucket,
+            key,
+            version_id: version,
+        },
+        Some(head),
+    )))
+}
+
+/// `len` bytes of a version's manifest from byte `offset` (fewer at its end).
+pub(crate) async fn slice(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    offset: u64,
+    len: usize,
+) -> MetaResult<Vec<u8>> {
+    tx.manifest_range([bucket, key, version_id], offset, len)
+        .await?
+        .ok_or_else(|| MetaError::NoSuchVersion {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version: version_id.to_owned(),
+        })
 }
 
 /// The smallest string greater than every string that starts with `prefix`,

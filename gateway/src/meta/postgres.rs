@@ -7,7 +7,6 @@
 //! jittered backoff). Reads run at REPEATABLE READ, READ ONLY: one snapshot.
 //! Statements of a batch are pipelined: sent together, answered in order.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,11 +16,12 @@ use futures::future::try_join_all;
 use rand::Rng;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType, to_sql_checked};
-use tokio_postgres::{Config, IsolationLevel, NoTls};
+use tokio_postgres::{Config, IsolationLevel};
 
 use super::codec::now_millis;
 use super::migrate;
 use super::model::PoolStatus;
+use super::pg_tls::{self, RustlsConnect};
 use super::sql::{Driver, Job, Row, Tx, Value, sql_context};
 use super::store::SqlStore;
 use super::{MetaError, MetaResult};
@@ -41,22 +41,21 @@ pub struct PgDriver {
 }
 
 impl SqlStore<PgDriver> {
-    /// `url`: `postgres://…`, `postgresql://…` or a libpq `key=value` string.
+    /// `url`: `postgres://…`, `postgresql://…` or a libpq `key=value` string,
+    /// with `sslmode` and `sslrootcert` as libpq reads them (see `pg_tls`).
     /// Applies pending migrations before returning.
     pub async fn connect(url: &str, pool_size: usize) -> MetaResult<Self> {
-        let mut config = Config::from_str(url).map_err(|e| {
-            MetaError::Internal(format!("invalid PostgreSQL connection string: {e}"))
-        })?;
+        let (mut config, tls) = pg_tls::prepare(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("dooz");
         }
-        migrate(&config).await?;
+        migrate(&config, tls.clone()).await?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -75,9 +74,9 @@ impl SqlStore<PgDriver> {
 
 /// Runs on a connection of its own: the session advisory lock dies with it,
 /// whatever happens.
-async fn migrate(config: &Config) -> MetaResult<()> {
+async fn migrate(config: &Config, tls: RustlsConnect) -> MetaResult<()> {
     let (mut client, connection) = config
-        .connect(NoTls)
+        .connect(tls)
         .await
         .map_err(|e| pg_err(&e, "connecting"))?;
     let driver = tokio::spawn(async move {

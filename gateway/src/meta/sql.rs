@@ -247,6 +247,32 @@ pub(crate) trait Tx: Send {
     async fn query_opt(&mut self, sql: &'static str, params: &[Value]) -> MetaResult<Option<Row>> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
+
+    /// `len` bytes (fewer at its end) from byte `offset` of the manifest of
+    /// one object version; None when the version does not exist. SQL's
+    /// `substr` serves PostgreSQL, which reads only the TOAST chunks it
+    /// needs; SQLite would load the whole value for it and reads the blob
+    /// in place instead.
+    async fn manifest_range(
+        &mut self,
+        object: [&str; 3],
+        offset: u64,
+        len: usize,
+    ) -> MetaResult<Option<Vec<u8>>> {
+        const SLICE: &str = "SELECT substr(manifest, CAST($4 AS INTEGER), CAST($5 AS INTEGER)) \
+             FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+        // SQL counts from 1.
+        let from = i64::try_from(offset + 1).unwrap_or(i64::MAX);
+        let len = i64::try_from(len).unwrap_or(i64::MAX);
+        let [bucket, key, version] = object;
+        match self
+            .query_opt(SLICE, &params![bucket, key, version, from, len])
+            .await?
+        {
+            Some(row) => Ok(Some(Cols::new(&row, "objects").bytes(0)?.to_vec())),
+            None => Ok(None),
+        }
+    }
 }
 
 /// A unit of work run inside one transaction. It is a `Fn` because a driver

@@ -20,7 +20,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use super::codec::now_millis;
 use super::migrate;
 use super::model::PoolStatus;
-use super::sql::{Driver, Job, Row, Tx, Value, sql_context};
+use super::sql::{Driver, Job, Row, Tx, Value, params, sql_context};
 use super::store::SqlStore;
 use super::{MetaError, MetaResult};
 
@@ -357,6 +357,33 @@ impl Tx for SqliteTx<'_> {
     async fn lock_key(&mut self, _key: i64) -> MetaResult<()> {
         // BEGIN IMMEDIATE already made this the only writer.
         Ok(())
+    }
+
+    async fn manifest_range(
+        &mut self,
+        object: [&str; 3],
+        offset: u64,
+        len: usize,
+    ) -> MetaResult<Option<Vec<u8>>> {
+        const ROWID: &str =
+            "SELECT rowid FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+        let [bucket, key, version] = object;
+        let Some(row) = run(self.conn, ROWID, &params![bucket, key, version])?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let rowid = super::sql::Cols::new(&row, "objects").i64(0)?;
+        let blob = self
+            .conn
+            .blob_open("main", "objects", "manifest", rowid, true)
+            .map_err(|e| sqlite_err(e, "opening a manifest blob"))?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(blob.len());
+        let mut buf = vec![0u8; len.min(blob.len() - start)];
+        blob.read_at_exact(&mut buf, start)
+            .map_err(|e| sqlite_err(e, "reading a manifest blob"))?;
+        Ok(Some(buf))
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::codec::now_millis;
+use super::manifest::ManifestHead;
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
 use super::{MetaResult, MetaStore, accounts, check, multipart, objects, refs};
@@ -200,6 +201,23 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         .await
     }
 
+    async fn list_buckets_page(
+        &self,
+        tenant: TenantId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Page<Bucket>> {
+        let prefix = prefix.to_owned();
+        let after = after.map(str::to_owned);
+        read(
+            &self.db,
+            "list_buckets_page",
+            tx_job!(tx, [prefix, after] => accounts::list_buckets_page(tx, tenant, &prefix, after.as_deref(), limit).await),
+        )
+        .await
+    }
+
     async fn delete_bucket(&self, name: &str) -> MetaResult<()> {
         let name = name.to_owned();
         write(
@@ -223,6 +241,42 @@ impl<D: Driver> MetaStore for SqlStore<D> {
             "get_object",
             tx_job!(tx, [bucket, key, version] =>
                 objects::get(tx, &bucket, &key, version.as_deref()).await),
+        )
+        .await
+    }
+
+    async fn get_object_bounded(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        inline_limit: usize,
+    ) -> MetaResult<Option<(ObjectVersion, Option<ManifestHead>)>> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let version = version_id.map(str::to_owned);
+        read(
+            &self.db,
+            "get_object",
+            tx_job!(tx, [bucket, key, version] =>
+                objects::get_bounded(tx, &bucket, &key, version.as_deref(), inline_limit).await),
+        )
+        .await
+    }
+
+    async fn manifest_slice(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        offset: u64,
+        len: usize,
+    ) -> MetaResult<Vec<u8>> {
+        let (bucket, key, version) = (bucket.to_owned(), key.to_owned(), version_id.to_owned());
+        read(
+            &self.db,
+            "manifest_slice",
+            tx_job!(tx, [bucket, key, version] =>
+                objects::slice(tx, &bucket, &key, &version, offset, len).await),
         )
         .await
     }

@@ -3,6 +3,9 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
 use super::DoozS3;
 use super::convert::timestamp;
 use super::errors::IntoS3;
@@ -54,18 +57,54 @@ pub async fn head_bucket(
     }))
 }
 
+/// S3's bounds on `max-buckets`; without it a page holds the most.
+const MAX_BUCKETS: i32 = 10_000;
+
 pub async fn list_buckets(
     s: &DoozS3,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let who = s.principal(&req).await?;
-    let buckets = s.engine.list_buckets(&who).await.s3()?;
-    let prefix = req.input.prefix.clone().unwrap_or_default();
+    let i = &req.input;
+    let limit = match i.max_buckets {
+        None => MAX_BUCKETS,
+        Some(n) if (1..=MAX_BUCKETS).contains(&n) => n,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and {MAX_BUCKETS}"
+            ));
+        }
+    };
+    let after = match &i.continuation_token {
+        Some(t) => Some(
+            B64.decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "The continuation token provided is incorrect"
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let page = s
+        .engine
+        .list_buckets(&who, &prefix, after.as_deref(), limit as usize)
+        .await
+        .s3()?;
+    let next = page
+        .truncated
+        .then(|| page.items.last().map(|b| B64.encode(&b.name)))
+        .flatten();
     Ok(S3Response::new(ListBucketsOutput {
+        continuation_token: next,
         buckets: Some(
-            buckets
+            page.items
                 .into_iter()
-                .filter(|b| b.name.starts_with(&prefix))
                 .map(|b| Bucket {
                     name: Some(b.name),
                     creation_date: Some(timestamp(b.created_at)),
@@ -78,7 +117,6 @@ pub async fn list_buckets(
             display_name: Some(who.access_key.clone()),
         }),
         prefix: req.input.prefix.clone(),
-        ..Default::default()
     }))
 }
 

@@ -34,6 +34,7 @@ pub fn to_s3(e: EngineError) -> S3Error {
         EngineError::IncompleteBody { .. } => C::IncompleteBody,
         EngineError::BodyRead(_) => C::IncompleteBody,
         EngineError::Unavailable(_) => C::ServiceUnavailable,
+        EngineError::SlowDown(_) => C::SlowDown,
         EngineError::Corrupt(_) | EngineError::Internal(_) => C::InternalError,
     };
     match &e {

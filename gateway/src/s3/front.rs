@@ -1,30 +1,58 @@
 //! The HTTP layer in front of s3s: request ids, the checks s3s 0.14 lacks
-//! (SigV2 refused, presigned expiry capped at 7 days, 5 GiB body cap), one
-//! structured log line and the metrics of every request.
+//! (every SigV2 form refused, presigned expiry capped at 7 days, 5 GiB body
+//! cap, POST Object and unknown POSTs refused before their body is read,
+//! XML bodies capped and their memory reserved), the request body's stall
+//! timeout, one structured log line and the metrics of every request.
+//!
+//! Query parameter names are decoded exactly as s3s decodes them
+//! (`serde_urlencoded`), so `AWS%41ccessKeyId` is `AWSAccessKeyId` here too.
 
 use std::convert::Infallible;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use s3s::Body;
 use s3s::service::S3Service;
 
-use crate::engine::MAX_OBJECT_SIZE;
+use crate::budget::MemoryBudget;
+use crate::engine::{ChecksumAlgorithm, EngineError, ExpectedChecksums, MAX_OBJECT_SIZE};
 use crate::metrics::METRICS;
+use crate::net::body::{BodyFailure, BodyOutcome, GuardedBody};
 
 /// Seven days: the longest validity S3 allows a presigned URL.
 const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
+/// The largest XML request body a valid request needs: DeleteObjects with
+/// 1,000 keys of 1,024 bytes, every byte written as a 6-byte entity
+/// (`&quot;`), plus version ids and tags, is ~7.3 MB; a
+/// CompleteMultipartUpload of 10,000 parts with every checksum is ~4 MB.
+pub const MAX_XML_BODY: usize = 8 * 1024 * 1024;
+
+/// What the front door needs besides s3s.
+pub struct FrontConfig {
+    /// Buffered request bodies reserve their memory here.
+    pub budget: MemoryBudget,
+    /// A request body that delivers nothing for this long fails.
+    pub body_stall: Duration,
+    /// Base domains of virtual-hosted-style requests.
+    pub domains: Vec<String>,
+}
+
 #[derive(Clone)]
 pub struct Front {
     s3: S3Service,
+    cfg: Arc<FrontConfig>,
 }
 
 impl Front {
-    pub fn new(s3: S3Service) -> Self {
-        Self { s3 }
+    pub fn new(s3: S3Service, cfg: FrontConfig) -> Self {
+        Self {
+            s3,
+            cfg: Arc::new(cfg),
+        }
     }
 }
 
@@ -57,32 +85,122 @@ pub fn error_response(
     res
 }
 
-fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
+/// A request refused by the front door: status, S3 code, message.
+type Refusal = (StatusCode, &'static str, String);
+
+/// The request's target and decoded query, as s3s will see them.
+struct Target {
+    bucket: String,
+    has_key: bool,
+    /// Names and values percent-decoded like s3s does.
+    query: Vec<(String, String)>,
+}
+
+impl Target {
+    fn of<B>(req: &Request<B>, domains: &[String]) -> Result<Self, Refusal> {
+        let query = match req.uri().query() {
+            None => Vec::new(),
+            Some(q) => serde_urlencoded::from_str::<Vec<(String, String)>>(q).map_err(|_| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "InvalidURI",
+                    "Couldn't parse the specified URI.".to_owned(),
+                )
+            })?,
+        };
+        let path = req.uri().path().trim_start_matches('/');
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        let (bucket, has_key) = match host.and_then(|h| super::virtual_bucket(h, domains)) {
+            Some((_, bucket)) => (bucket, !path.is_empty()),
+            None => match path.split_once('/') {
+                Some((b, k)) => (b.to_owned(), !k.is_empty()),
+                None => (path.to_owned(), false),
+            },
+        };
+        Ok(Self {
+            bucket,
+            has_key,
+            query,
+        })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == name)
+    }
+
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn has_bucket(&self) -> bool {
+        !self.bucket.is_empty()
+    }
+}
+
+fn header_values<'a>(h: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    h.get_all(name).iter().filter_map(|v| v.to_str().ok())
+}
+
+fn declared_length(h: &HeaderMap) -> Option<u64> {
+    h.get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn has_body(h: &HeaderMap) -> bool {
+    declared_length(h).is_some_and(|n| n > 0) || h.contains_key(http::header::TRANSFER_ENCODING)
+}
+
+/// PutObject and UploadPart stream their bodies; every other PUT or POST
+/// with a body is read whole by s3s (an XML document).
+fn streams_body<B>(req: &Request<B>, t: &Target) -> bool {
+    req.method() == Method::PUT
+        && t.has_key
+        && !req.headers().contains_key("x-amz-copy-source")
+        && t.query.iter().all(|(k, _)| {
+            matches!(k.as_str(), "partNumber" | "uploadId" | "x-id")
+                || k.to_ascii_lowercase().starts_with("x-amz-")
+        })
 }
 
 /// Why a request is refused before it reaches s3s, if it is.
-fn precheck<B>(req: &Request<B>) -> Option<(StatusCode, &'static str, String)> {
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let query = req.uri().query().unwrap_or("");
-    let sigv2_query = query_pairs(query).any(|(k, _)| k == "AWSAccessKeyId");
-    if auth.starts_with("AWS ") || sigv2_query {
+fn precheck<B>(req: &Request<B>, t: &Target) -> Option<Refusal> {
+    // NUL has no place in a key or a parameter, and PostgreSQL text cannot
+    // hold it: refuse it here rather than fail in the database. (It can only
+    // arrive percent-encoded; a raw NUL is not valid in a request line.)
+    let nul_in_path = req.uri().path().to_ascii_lowercase().contains("%00");
+    let nul_in_query = t.query.iter().any(|(k, v)| k.contains('\0') || v.contains('\0'));
+    let nul_in_copy = header_values(req.headers(), "x-amz-copy-source")
+        .any(|v| v.to_ascii_lowercase().contains("%00"));
+    if nul_in_path || nul_in_query || nul_in_copy {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Object keys and request parameters must not contain the NUL character".into(),
+        ));
+    }
+    // SigV2 in every form s3s would accept: the Authorization header (any
+    // of them), the query (s3s looks for `Signature`), a POST form (refused
+    // below with every POST Object).
+    let sigv2_header = header_values(req.headers(), "authorization").any(|a| a.starts_with("AWS "));
+    if sigv2_header || t.has("Signature") || t.has("AWSAccessKeyId") {
         return Some((
             StatusCode::BAD_REQUEST,
             "InvalidRequest",
             "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.".into(),
         ));
     }
-    if let Some((_, v)) = query_pairs(query).find(|(k, _)| *k == "X-Amz-Expires") {
-        match v.parse::<u64>() {
-            Ok(secs) if secs <= MAX_PRESIGNED_EXPIRY_SECS => {}
+    for v in t.values("X-Amz-Expires") {
+        // s3s reads it as a u32.
+        match v.parse::<u32>() {
+            Ok(secs) if u64::from(secs) <= MAX_PRESIGNED_EXPIRY_SECS => {}
             Ok(_) => {
                 return Some((
                     StatusCode::BAD_REQUEST,
@@ -99,19 +217,50 @@ fn precheck<B>(req: &Request<B>) -> Option<(StatusCode, &'static str, String)> {
             }
         }
     }
-    if req.method() == Method::PUT {
-        let declared = req
-            .headers()
-            .get("x-amz-decoded-content-length")
-            .or_else(|| req.headers().get("content-length"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > MAX_OBJECT_SIZE) {
+    if req.method() == Method::POST {
+        let form = header_values(req.headers(), "content-type")
+            .any(|c| c.to_ascii_lowercase().contains("multipart/"));
+        if form {
+            return Some((
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "POST Object (HTML form uploads) is not supported; use PUT or a presigned PUT URL"
+                    .into(),
+            ));
+        }
+        let supported = (t.has_bucket() && !t.has_key && t.has("delete"))
+            || (t.has_key && (t.has("uploads") || t.has("uploadId")));
+        if !supported {
+            return Some((
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "The specified method is not allowed against this resource.".into(),
+            ));
+        }
+    }
+    if req.method() == Method::PUT || req.method() == Method::POST {
+        let h = req.headers();
+        if streams_body(req, t) {
+            let declared = h
+                .get("x-amz-decoded-content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .or_else(|| declared_length(h));
+            if declared.is_some_and(|len| len > MAX_OBJECT_SIZE) {
+                return Some((
+                    StatusCode::BAD_REQUEST,
+                    "EntityTooLarge",
+                    format!(
+                        "Your proposed upload exceeds the maximum allowed size of {MAX_OBJECT_SIZE} bytes"
+                    ),
+                ));
+            }
+        } else if declared_length(h).is_some_and(|len| len > MAX_XML_BODY as u64) {
             return Some((
                 StatusCode::BAD_REQUEST,
-                "EntityTooLarge",
+                "MaxMessageLengthExceeded",
                 format!(
-                    "Your proposed upload exceeds the maximum allowed size of {MAX_OBJECT_SIZE} bytes"
+                    "Your request was too big: request bodies here are at most {MAX_XML_BODY} bytes"
                 ),
             ));
         }
@@ -120,19 +269,16 @@ fn precheck<B>(req: &Request<B>) -> Option<(StatusCode, &'static str, String)> {
 }
 
 /// A stable operation name for logs and metrics, from method and query.
-pub fn operation<B>(req: &Request<B>) -> &'static str {
-    let path = req.uri().path().trim_start_matches('/');
-    let has_key = path.split_once('/').is_some_and(|(_, k)| !k.is_empty());
-    let has_bucket = !path.is_empty();
-    let q = req.uri().query().unwrap_or("");
-    let has = |name: &str| query_pairs(q).any(|(k, _)| k == name);
+fn operation<B>(req: &Request<B>, t: &Target) -> &'static str {
+    let (has_bucket, has_key) = (t.has_bucket(), t.has_key);
+    let has = |name: &str| t.has(name);
     let copy = req.headers().contains_key("x-amz-copy-source");
     match (req.method().clone(), has_bucket, has_key) {
         (Method::GET, false, _) => "ListBuckets",
         (Method::GET, true, false) if has("location") => "GetBucketLocation",
         (Method::GET, true, false) if has("uploads") => "ListMultipartUploads",
         (Method::GET, true, false) if has("versions") => "ListObjectVersions",
-        (Method::GET, true, false) if q.contains("list-type=2") => "ListObjectsV2",
+        (Method::GET, true, false) if t.values("list-type").any(|v| v == "2") => "ListObjectsV2",
         (Method::GET, true, false) => "ListObjects",
         (Method::GET, true, true) if has("uploadId") => "ListParts",
         (Method::GET, true, true) => "GetObject",
@@ -154,30 +300,76 @@ pub fn operation<B>(req: &Request<B>) -> &'static str {
 }
 
 /// The access key named in a SigV4 header or presigned query (never a secret).
-fn access_key<B>(req: &Request<B>) -> Option<String> {
-    let from = |s: &str| {
-        s.split("Credential=")
+fn access_key<B>(req: &Request<B>, t: &Target) -> Option<String> {
+    let first = |c: &str| c.split('/').next().map(str::to_owned);
+    if let Some(a) = header_values(req.headers(), "authorization").next() {
+        return a
+            .split("Credential=")
             .nth(1)
-            .and_then(|c| c.split(['/', '%']).next())
-            .map(str::to_owned)
-    };
-    if let Some(a) = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-    {
-        return from(a);
+            .and_then(|c| first(c.split([',', ' ']).next().unwrap_or(c)));
     }
-    query_pairs(req.uri().query().unwrap_or(""))
-        .find(|(k, _)| *k == "X-Amz-Credential")
-        .and_then(|(_, v)| v.split(['/', '%']).next().map(str::to_owned))
+    t.values("X-Amz-Credential").next().and_then(first)
 }
 
 fn content_length(r: &http::HeaderMap) -> u64 {
-    r.get("content-length")
+    declared_length(r).unwrap_or(0)
+}
+
+/// The Content-MD5 and x-amz-checksum-* headers of a request, if any.
+fn claimed_digest(h: &HeaderMap) -> Result<Option<ExpectedChecksums>, EngineError> {
+    let content_md5 = h
+        .get("content-md5")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .map(str::to_owned);
+    let headers: std::collections::BTreeMap<_, _> = ChecksumAlgorithm::ALL
+        .into_iter()
+        .filter_map(|a| {
+            h.get(a.header())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (a, v.to_owned()))
+        })
+        .collect();
+    if content_md5.is_none() && headers.is_empty() {
+        return Ok(None);
+    }
+    let e = ExpectedChecksums {
+        content_md5,
+        headers,
+        ..Default::default()
+    };
+    e.validate()?;
+    Ok(Some(e))
+}
+
+/// Replaces an error s3s or the engine gave for a body that failed in the
+/// front door's hands with what actually happened.
+fn body_failure_response(f: BodyFailure, id: &str) -> Response<Body> {
+    match f {
+        BodyFailure::Stalled => error_response(
+            StatusCode::BAD_REQUEST,
+            "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the timeout period.",
+            id,
+        ),
+        BodyFailure::Aborted => error_response(
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+            "The request body ended before the request was complete.",
+            id,
+        ),
+        BodyFailure::NoMemory => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Please reduce your request rate.",
+            id,
+        ),
+        BodyFailure::BadDigest => error_response(
+            StatusCode::BAD_REQUEST,
+            "BadDigest",
+            "The Content-MD5 or checksum you specified did not match what we received.",
+            id,
+        ),
+    }
 }
 
 impl hyper::service::Service<Request<Incoming>> for Front {
@@ -187,42 +379,36 @@ impl hyper::service::Service<Request<Incoming>> for Front {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let s3 = self.s3.clone();
+        let cfg = self.cfg.clone();
         Box::pin(async move {
             let started = Instant::now();
             let id = request_id();
-            let op = operation(&req);
             let method = req.method().clone();
-            let bucket = req
-                .uri()
-                .path()
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .unwrap_or("")
-                .to_owned();
-            let who = access_key(&req);
             let bytes_in = content_length(req.headers());
+            let body_sent = has_body(req.headers());
             METRICS.s3_in_flight.inc();
-            let mut res = match precheck(&req) {
-                Some((status, code, msg)) => error_response(status, code, &msg, &id),
-                None => match s3.call(req.map(Body::from)).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(request_id = %id, error = ?e, "s3 service failed");
-                        error_response(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "InternalError",
-                            "We encountered an internal error. Please try again.",
-                            &id,
-                        )
-                    }
-                },
+            let (op, bucket, who, mut res) = match Target::of(&req, &cfg.domains) {
+                Err((status, code, msg)) => (
+                    "Other",
+                    String::new(),
+                    None,
+                    error_response(status, code, &msg, &id),
+                ),
+                Ok(t) => {
+                    let op = operation(&req, &t);
+                    let who = access_key(&req, &t);
+                    let res = match precheck(&req, &t) {
+                        Some((status, code, msg)) => error_response(status, code, &msg, &id),
+                        None => serve(&s3, &cfg, req, &t, &id).await,
+                    };
+                    (op, t.bucket, who, res)
+                }
             };
             METRICS.s3_in_flight.dec();
             // An error may be answered before the request body was read;
             // hyper then cannot reuse the connection, so say so rather than
             // let the client's next request on it fail.
-            if bytes_in > 0 && (res.status().is_client_error() || res.status().is_server_error()) {
+            if body_sent && (res.status().is_client_error() || res.status().is_server_error()) {
                 res.headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -257,6 +443,73 @@ impl hyper::service::Service<Request<Incoming>> for Front {
     }
 }
 
+/// Hands a request that passed the checks to s3s, its body guarded and,
+/// when s3s will buffer it whole, its memory reserved first.
+async fn serve(
+    s3: &S3Service,
+    cfg: &FrontConfig,
+    req: Request<Incoming>,
+    t: &Target,
+    id: &str,
+) -> Response<Body> {
+    let buffered = (req.method() == Method::PUT || req.method() == Method::POST)
+        && has_body(req.headers())
+        && !streams_body(&req, t);
+    let _memory = if buffered {
+        let len =
+            declared_length(req.headers()).map_or(MAX_XML_BODY, |n| (n as usize).min(MAX_XML_BODY));
+        match cfg.budget.reserve(len).await {
+            Ok(r) => Some(r),
+            Err(_) => return body_failure_response(BodyFailure::NoMemory, id),
+        }
+    } else {
+        None
+    };
+    let aws_chunked =
+        header_values(req.headers(), "x-amz-content-sha256").any(|v| v.starts_with("STREAMING-"));
+    // s3s checks no digest; an XML body's is checked as it streams by.
+    let digest = if buffered && !aws_chunked {
+        match claimed_digest(req.headers()) {
+            Ok(d) => d,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidDigest",
+                    &e.to_string(),
+                    id,
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let outcome = Arc::new(BodyOutcome::default());
+    let guarded = {
+        let outcome = outcome.clone();
+        let budget = aws_chunked.then(|| cfg.budget.clone());
+        let stall = cfg.body_stall;
+        req.map(move |b| {
+            Body::http_body_unsync(GuardedBody::new(b, stall, outcome, budget, digest))
+        })
+    };
+    let res = match s3.call(guarded).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(request_id = %id, error = ?e, "s3 service failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+                id,
+            )
+        }
+    };
+    match outcome.failure() {
+        Some(f) if !res.status().is_success() => body_failure_response(f, id),
+        _ => res,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,50 +522,131 @@ mod tests {
         b.body(()).unwrap()
     }
 
+    fn check(r: &Request<()>) -> Option<&'static str> {
+        let t = Target::of(r, &["dooz.test".to_owned()]).unwrap();
+        precheck(r, &t).map(|(_, code, _)| code)
+    }
+
     #[test]
-    fn sigv2_and_long_presigns_are_refused() {
+    fn sigv2_and_long_presigns_are_refused_however_encoded() {
         let v2 = req(Method::GET, "/b/k", &[("authorization", "AWS AKID:sig")]);
-        assert_eq!(precheck(&v2).unwrap().1, "InvalidRequest");
-        let v2q = req(
+        assert_eq!(check(&v2), Some("InvalidRequest"));
+        for q in [
+            "AWSAccessKeyId=A&Signature=x&Expires=1",
+            "AWS%41ccessKeyId=A&Expires=1",
+            "%53ignature=x",
+            "Sig%6Eature=x&AWSAccessKeyId=A",
+        ] {
+            let r = req(Method::GET, &format!("/b/k?{q}"), &[]);
+            assert_eq!(check(&r), Some("InvalidRequest"), "{q}");
+        }
+        // A second Authorization header carrying SigV2.
+        let mut two = req(
             Method::GET,
-            "/b/k?AWSAccessKeyId=A&Signature=x&Expires=1",
-            &[],
+            "/b/k",
+            &[("authorization", "AWS4-HMAC-SHA256 Credential=A/x")],
         );
-        assert_eq!(precheck(&v2q).unwrap().1, "InvalidRequest");
-        let long = req(
-            Method::GET,
-            "/b/k?X-Amz-Expires=604801&X-Amz-Credential=A",
-            &[],
-        );
-        assert_eq!(
-            precheck(&long).unwrap().1,
-            "AuthorizationQueryParametersError"
-        );
+        two.headers_mut()
+            .append("authorization", HeaderValue::from_static("AWS A:sig"));
+        assert_eq!(check(&two), Some("InvalidRequest"));
+        for q in [
+            "X-Amz-Expires=604801",
+            "X-Amz-%45xpires=604801",
+            "X%2DAmz%2DExpires=999999",
+            "X-Amz-Expires=60&X-Amz-Expires=604801",
+            "X-Amz-Expires=4294967296",
+        ] {
+            let r = req(Method::GET, &format!("/b/k?{q}&X-Amz-Credential=A"), &[]);
+            assert_eq!(check(&r), Some("AuthorizationQueryParametersError"), "{q}");
+        }
         let week = req(Method::GET, "/b/k?X-Amz-Expires=604800", &[]);
-        assert!(precheck(&week).is_none());
+        assert_eq!(check(&week), None);
+    }
+
+    #[test]
+    fn size_caps_by_operation() {
         let big = req(Method::PUT, "/b/k", &[("content-length", "5368709121")]);
-        assert_eq!(precheck(&big).unwrap().1, "EntityTooLarge");
+        assert_eq!(check(&big), Some("EntityTooLarge"));
         let ok = req(Method::PUT, "/b/k", &[("content-length", "5368709120")]);
-        assert!(precheck(&ok).is_none());
+        assert_eq!(check(&ok), None);
+        let chunked = req(
+            Method::PUT,
+            "/b/k?partNumber=1&uploadId=u",
+            &[
+                ("content-length", "100"),
+                ("x-amz-decoded-content-length", "5368709121"),
+            ],
+        );
+        assert_eq!(check(&chunked), Some("EntityTooLarge"));
+        let xml = req(
+            Method::POST,
+            "/b?delete",
+            &[("content-length", &(MAX_XML_BODY + 1).to_string())],
+        );
+        assert_eq!(check(&xml), Some("MaxMessageLengthExceeded"));
+        let tagging = req(
+            Method::PUT,
+            "/b/k?tagging",
+            &[("content-length", &(MAX_XML_BODY + 1).to_string())],
+        );
+        assert_eq!(check(&tagging), Some("MaxMessageLengthExceeded"));
+    }
+
+    #[test]
+    fn posts_other_than_s3_operations_are_refused() {
+        let form = req(
+            Method::POST,
+            "/b",
+            &[("content-type", "multipart/form-data; boundary=x")],
+        );
+        assert_eq!(check(&form), Some("NotImplemented"));
+        let form_on_delete = req(
+            Method::POST,
+            "/b?delete",
+            &[("content-type", "Multipart/Form-Data; boundary=x")],
+        );
+        assert_eq!(check(&form_on_delete), Some("NotImplemented"));
+        for uri in ["/", "/b", "/b/k", "/b/k?select&select-type=2", "/b?uploads"] {
+            let r = req(Method::POST, uri, &[]);
+            assert_eq!(check(&r), Some("MethodNotAllowed"), "{uri}");
+        }
+        for uri in [
+            "/b?delete",
+            "/b/k?uploads",
+            "/b/k?uploadId=x",
+            "/b?%64elete",
+        ] {
+            let r = req(Method::POST, uri, &[]);
+            assert_eq!(check(&r), None, "{uri}");
+        }
+        let nul = req(Method::GET, "/b/a%00b", &[]);
+        assert_eq!(check(&nul), Some("InvalidArgument"));
+        let nul_q = req(Method::GET, "/b?prefix=%00", &[]);
+        assert_eq!(check(&nul_q), Some("InvalidArgument"));
+        let nul_copy = req(Method::PUT, "/b/k", &[("x-amz-copy-source", "/b/x%00")]);
+        assert_eq!(check(&nul_copy), Some("InvalidArgument"));
+        // Virtual-hosted style: the bucket is in the Host header.
+        let vh = req(Method::POST, "/?delete", &[("host", "bkt.dooz.test:9000")]);
+        assert_eq!(check(&vh), None);
+        let vh_obj = req(Method::POST, "/k?uploads", &[("host", "bkt.dooz.test")]);
+        assert_eq!(check(&vh_obj), None);
     }
 
     #[test]
     fn operations_are_named() {
-        assert_eq!(operation(&req(Method::GET, "/", &[])), "ListBuckets");
+        let name = |r: &Request<()>| operation(r, &Target::of(r, &[]).unwrap());
+        assert_eq!(name(&req(Method::GET, "/", &[])), "ListBuckets");
         assert_eq!(
-            operation(&req(Method::GET, "/b?list-type=2&prefix=x", &[])),
+            name(&req(Method::GET, "/b?list-type=2&prefix=x", &[])),
             "ListObjectsV2"
         );
         assert_eq!(
-            operation(&req(Method::PUT, "/b/k?partNumber=1&uploadId=u", &[])),
+            name(&req(Method::PUT, "/b/k?partNumber=1&uploadId=u", &[])),
             "UploadPart"
         );
+        assert_eq!(name(&req(Method::POST, "/b?delete", &[])), "DeleteObjects");
         assert_eq!(
-            operation(&req(Method::POST, "/b?delete", &[])),
-            "DeleteObjects"
-        );
-        assert_eq!(
-            operation(&req(Method::PUT, "/b/k", &[("x-amz-copy-source", "/a/b")])),
+            name(&req(Method::PUT, "/b/k", &[("x-amz-copy-source", "/a/b")])),
             "CopyObject"
         );
     }
@@ -327,12 +661,14 @@ mod tests {
                 "AWS4-HMAC-SHA256 Credential=DZKEY/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=abc",
             )],
         );
-        assert_eq!(access_key(&r).as_deref(), Some("DZKEY"));
+        let t = Target::of(&r, &[]).unwrap();
+        assert_eq!(access_key(&r, &t).as_deref(), Some("DZKEY"));
         let p = req(
             Method::GET,
             "/b/k?X-Amz-Credential=DZP%2F2026%2Fus-east-1",
             &[],
         );
-        assert_eq!(access_key(&p).as_deref(), Some("DZP"));
+        let t = Target::of(&p, &[]).unwrap();
+        assert_eq!(access_key(&p, &t).as_deref(), Some("DZP"));
     }
 }

@@ -14,6 +14,7 @@ mod objects;
 use std::sync::Arc;
 
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::dto::*;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -69,8 +70,29 @@ struct Hosts {
     domains: Vec<String>,
 }
 
+/// The bucket a `Host` header names (`bucket.DOMAIN[:port]`), with the
+/// domain it matched; None for path-style requests.
+pub(crate) fn virtual_bucket<'d>(host: &str, domains: &'d [String]) -> Option<(&'d str, String)> {
+    let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    domains.iter().find_map(|d| {
+        name.strip_suffix(d.as_str())
+            .and_then(|rest| rest.strip_suffix('.'))
+            .filter(|b| !b.is_empty())
+            .map(|b| (d.as_str(), b.to_ascii_lowercase()))
+    })
+}
+
 impl S3Host for Hosts {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
+        if let Some((domain, bucket)) = virtual_bucket(host, &self.domains) {
+            return Ok(VirtualHost::new(domain).with_bucket(bucket));
+        }
         let name = host.rsplit_once(':').map_or(host, |(h, port)| {
             if port.bytes().all(|b| b.is_ascii_digit()) {
                 h
@@ -78,17 +100,27 @@ impl S3Host for Hosts {
                 host
             }
         });
-        for d in &self.domains {
-            if let Some(bucket) = name
-                .strip_suffix(d.as_str())
-                .and_then(|rest| rest.strip_suffix('.'))
-                .filter(|b| !b.is_empty())
-            {
-                return Ok(VirtualHost::new(d.as_str()).with_bucket(bucket.to_ascii_lowercase()));
-            }
-        }
         Ok(VirtualHost::new(name))
     }
+}
+
+/// Every s3s limit, set here rather than inherited.
+fn s3s_limits() -> S3Config {
+    let mut c = S3Config::default();
+    // The largest valid XML body (see `front::MAX_XML_BODY`).
+    c.xml_max_body_size = front::MAX_XML_BODY;
+    // POST Object (HTML form uploads) is refused by the front door before
+    // its body is read; should one get here, no file part is buffered.
+    c.post_object_max_file_size = 0;
+    // S3 caps a POST policy document at 20 KB; the other fields are short.
+    c.form_max_field_size = 20 * 1024;
+    c.form_max_fields_size = 64 * 1024;
+    c.form_max_parts = 64;
+    // S3's allowance for a presigned request dated in the future.
+    c.presigned_url_max_skew_time_secs = 900;
+    // Keys are taken as given: `a//b` and `a/b` are different objects.
+    c.normalize_forward_slash_path = false;
+    c
 }
 
 /// The s3s service for an engine.
@@ -104,6 +136,7 @@ pub fn service(
         region: region.to_owned(),
     };
     let mut b = S3ServiceBuilder::new(s3);
+    b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_limits()))));
     b.set_auth(Auth { credentials });
     b.set_host(Hosts {
         domains: domains.to_vec(),

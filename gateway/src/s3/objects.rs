@@ -317,6 +317,18 @@ pub async fn delete_objects(
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let who = s.principal(&req).await?;
+    // As S3: the body's integrity must be declared (the front door checks
+    // the value against the body as it arrives).
+    let has_checksum = req
+        .headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-amz-checksum-") && k.as_str() != "x-amz-checksum-type");
+    if req.input.content_md5.is_none() && !has_checksum {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Missing required header for this request: Content-MD5 or x-amz-checksum-*"
+        ));
+    }
     let i = &req.input;
     if i.delete.objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(

@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Secret;
+
 /// One named backend. `[backends.NAME]` in the config file.
+// Built once from the config; the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum BackendConfig {
@@ -29,7 +33,7 @@ pub struct S3BackendConfig {
     #[serde(default)]
     pub access_key_id: String,
     #[serde(default)]
-    pub secret_access_key: String,
+    pub secret_access_key: Secret,
     /// Prepended to every pack name, e.g. "dooz/".
     #[serde(default)]
     pub prefix: String,
@@ -42,6 +46,10 @@ pub struct S3BackendConfig {
     /// endpoints that reject conditional writes).
     #[serde(default = "yes")]
     pub create_only: bool,
+    /// PEM file of CA certificates trusted for an `https://` endpoint, in
+    /// addition to the system's (a private CA, a self-signed test server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How hard to retry a failing backend before giving up on a request.

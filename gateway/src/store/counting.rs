@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use object_store::ClientOptions;
@@ -34,6 +35,8 @@ pub(crate) async fn counting_attempts<F: Future>(f: F) -> (F::Output, u32) {
 #[derive(Debug)]
 pub(crate) struct CountingConnector {
     pub(crate) settings: RetrySettings,
+    /// CA certificates trusted besides the system's.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -43,15 +46,22 @@ struct CountingService {
 
 impl HttpConnector for CountingConnector {
     fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let client = reqwest::Client::builder()
+        let generic = |e: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
+            store: "S3",
+            source: e,
+        };
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(self.settings.connect_timeout)
             .timeout(self.settings.request_timeout)
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| object_store::Error::Generic {
-                store: "S3",
-                source: Box::new(e),
-            })?;
+            .pool_max_idle_per_host(64);
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| generic(format!("reading ca_file {}: {e}", path.display()).into()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| generic(format!("ca_file {}: {e}", path.display()).into()))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder.build().map_err(|e| generic(Box::new(e)))?;
         Ok(HttpClient::new(CountingService { inner: client }))
     }
 }

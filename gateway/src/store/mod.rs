@@ -111,6 +111,7 @@ impl PackStore {
                     .with_client_options(client)
                     .with_http_connector(counting::CountingConnector {
                         settings: r.clone(),
+                        ca_file: s3.ca_file.clone(),
                     })
                     .with_retry(retry)
                     .with_virtual_hosted_style_request(s3.virtual_hosted);
@@ -120,7 +121,7 @@ impl PackStore {
                 if !s3.access_key_id.is_empty() {
                     b = b
                         .with_access_key_id(&s3.access_key_id)
-                        .with_secret_access_key(&s3.secret_access_key);
+                        .with_secret_access_key(s3.secret_access_key.expose());
                 }
                 (
                     Arc::new(b.build().map_err(config_err)?),

@@ -58,6 +58,14 @@ pub struct Options {
     pub openbao: Option<dooz_gateway::config::OpenBaoSection>,
     /// The collector's settings (default: `[gc]` defaults).
     pub gc: Option<dooz_gateway::jobs::GcConfig>,
+    /// Connection limits and timeouts (`[server]`).
+    pub server: Option<dooz_gateway::config::ServerConfig>,
+    /// `[admin]` (token).
+    pub admin: Option<dooz_gateway::config::AdminConfig>,
+    /// `chunking.memory_budget`.
+    pub memory_budget: Option<usize>,
+    /// Appended to a PostgreSQL connection string (e.g. TLS settings).
+    pub meta_params: Option<String>,
 }
 
 impl Options {
@@ -70,6 +78,10 @@ impl Options {
             backend_config: None,
             openbao: None,
             gc: None,
+            server: None,
+            admin: None,
+            memory_budget: None,
+            meta_params: None,
         }
     }
 }
@@ -101,7 +113,10 @@ pub async fn start_with(opts: Options, meta: MetaHandle, seaweed: Option<Seaweed
     };
     cfg.meta = match &meta {
         MetaHandle::Sqlite => format!("sqlite://{}", data_dir.path().join("meta.db").display()),
-        MetaHandle::Postgres(db) => db.url(),
+        MetaHandle::Postgres(db) => match &opts.meta_params {
+            Some(p) => format!("{} {p}", db.url()),
+            None => db.url(),
+        },
     };
     let seaweed = match (opts.backend, seaweed) {
         _ if opts.backend_config.is_some() => None,
@@ -143,6 +158,15 @@ pub async fn start_with(opts: Options, meta: MetaHandle, seaweed: Option<Seaweed
     cfg.kms.openbao = opts.openbao.clone();
     if let Some(gc) = &opts.gc {
         cfg.gc = gc.clone();
+    }
+    if let Some(server) = &opts.server {
+        cfg.server = server.clone();
+    }
+    if let Some(admin) = &opts.admin {
+        cfg.admin = admin.clone();
+    }
+    if let Some(b) = opts.memory_budget {
+        cfg.chunking.memory_budget = b;
     }
     // A shared root key, so gateways of one deployment open each other's tenants.
     cfg.kms.root_key_file = Some(shared_root_key(&meta, &data_dir));

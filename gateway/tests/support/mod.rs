@@ -6,8 +6,11 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 use dooz_conformance::Seaweed;
 
+pub mod fuzz;
 pub mod gateway;
+pub mod metrics;
 pub mod pg;
+pub mod raw;
 
 /// An aws-sdk-s3 client for a local endpoint (path style, static keys).
 pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
@@ -46,7 +49,7 @@ pub fn seaweed_backend(sw: &Seaweed, bucket: &str) -> dooz_gateway::store::Backe
         bucket: bucket.to_owned(),
         region: "us-east-1".into(),
         access_key_id: sw.access_key.clone(),
-        secret_access_key: sw.secret_key.clone(),
+        secret_access_key: sw.secret_key.clone().into(),
         prefix: String::new(),
         virtual_hosted: false,
         retry: dooz_gateway::store::RetrySettings {
@@ -56,6 +59,7 @@ pub fn seaweed_backend(sw: &Seaweed, bucket: &str) -> dooz_gateway::store::Backe
             request_timeout: std::time::Duration::from_secs(60),
         },
         create_only: true,
+        ca_file: None,
     })
 }
 

@@ -1,0 +1,170 @@
+//! Who may use the admin endpoint — the one check every admin route goes
+//! through (a later admin API adds its routes behind [`AdminAuth::require`]).
+//!
+//! - On a loopback address, `/metrics` and `/health/*` are open; every other
+//!   path needs `Authorization: Bearer <token>`.
+//! - On any other address, every path needs the token, and the gateway
+//!   refuses to start without one.
+//!
+//! Only a BLAKE3 hash of the token is kept; the presented token is hashed
+//! the same way and the hashes are compared in constant time, so neither
+//! the token's bytes nor its length leak through timing.
+
+use std::net::SocketAddr;
+
+use http::{HeaderValue, Request, Response, StatusCode};
+use s3s::Body;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::config::AdminConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminAuthError {
+    #[error("reading admin.token_file {path}: {source}")]
+    TokenFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("admin.token is empty")]
+    EmptyToken,
+    #[error(
+        "admin_listen {0} is not a loopback address: set admin.token or admin.token_file (every admin request then needs it)"
+    )]
+    TokenRequired(SocketAddr),
+}
+
+#[derive(Clone)]
+pub struct AdminAuth {
+    token_hash: Option<[u8; 32]>,
+    loopback: bool,
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAuth")
+            .field("token", &self.token_hash.map(|_| "<set>"))
+            .field("loopback", &self.loopback)
+            .finish()
+    }
+}
+
+const OPEN_ON_LOOPBACK: &[&str] = &["/metrics", "/health/live", "/health/ready"];
+
+impl AdminAuth {
+    /// From `[admin]`, for an endpoint bound to `listen`.
+    pub fn from_config(cfg: &AdminConfig, listen: SocketAddr) -> Result<Self, AdminAuthError> {
+        let token: Option<Zeroizing<String>> = match (&cfg.token, &cfg.token_file) {
+            (Some(t), _) => Some(Zeroizing::new(t.expose().trim().to_owned())),
+            (None, Some(path)) => Some(Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|source| AdminAuthError::TokenFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                    .trim()
+                    .to_owned(),
+            )),
+            (None, None) => None,
+        };
+        if token.as_ref().is_some_and(|t| t.is_empty()) {
+            return Err(AdminAuthError::EmptyToken);
+        }
+        let loopback = listen.ip().is_loopback();
+        if !loopback && token.is_none() {
+            return Err(AdminAuthError::TokenRequired(listen));
+        }
+        Ok(Self {
+            token_hash: token.map(|t| *blake3::hash(t.as_bytes()).as_bytes()),
+            loopback,
+        })
+    }
+
+    /// Whether a request for `path` carrying this `Authorization` header
+    /// may proceed.
+    pub fn allows(&self, path: &str, authorization: Option<&HeaderValue>) -> bool {
+        if self.loopback && OPEN_ON_LOOPBACK.contains(&path) {
+            return true;
+        }
+        let Some(expected) = &self.token_hash else {
+            return false;
+        };
+        let Some(presented) = authorization
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        let presented = blake3::hash(presented.trim().as_bytes());
+        bool::from(presented.as_bytes().ct_eq(expected))
+    }
+
+    /// Ok when the request may proceed, otherwise the 401 to send.
+    pub fn require<B>(&self, req: &Request<B>) -> Result<(), Box<Response<Body>>> {
+        if self.allows(
+            req.uri().path(),
+            req.headers().get(http::header::AUTHORIZATION),
+        ) {
+            return Ok(());
+        }
+        let mut r = Response::new(Body::from("admin token required\n".to_owned()));
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"dooz-admin\""),
+        );
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/plain"));
+        Err(Box::new(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn auth(token: Option<&str>, addr: &str) -> Result<AdminAuth, AdminAuthError> {
+        AdminAuth::from_config(
+            &AdminConfig {
+                token: token.map(Secret::from),
+                token_file: None,
+            },
+            addr.parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn loopback_opens_metrics_and_health_only() {
+        let a = auth(Some("s3cret-token"), "127.0.0.1:9001").unwrap();
+        let ok = HeaderValue::from_static("Bearer s3cret-token");
+        let bad = HeaderValue::from_static("Bearer s3cret-tokeN");
+        assert!(a.allows("/metrics", None));
+        assert!(a.allows("/health/ready", None));
+        assert!(!a.allows("/admin/anything", None));
+        assert!(!a.allows("/admin/anything", Some(&bad)));
+        assert!(a.allows("/admin/anything", Some(&ok)));
+        assert!(!a.allows("/metrics/../admin", None));
+        let none = auth(None, "[::1]:9001").unwrap();
+        assert!(none.allows("/health/live", None));
+        assert!(!none.allows("/other", Some(&ok)));
+    }
+
+    #[test]
+    fn other_addresses_need_the_token_everywhere() {
+        assert!(matches!(
+            auth(None, "0.0.0.0:9001"),
+            Err(AdminAuthError::TokenRequired(_))
+        ));
+        assert!(matches!(
+            auth(Some("  "), "127.0.0.1:9001"),
+            Err(AdminAuthError::EmptyToken)
+        ));
+        let a = auth(Some("t0ken"), "10.1.2.3:9001").unwrap();
+        assert!(!a.allows("/metrics", None));
+        assert!(a.allows("/metrics", Some(&HeaderValue::from_static("Bearer t0ken"))));
+        assert!(!a.allows("/metrics", Some(&HeaderValue::from_static("Basic t0ken"))));
+        assert!(!format!("{a:?}").contains("t0ken"));
+    }
+}
