@@ -1,4 +1,5 @@
 //! Operator surfaces: the admin HTTP endpoint and the `dooz` subcommands.
 
+pub mod buckets;
 pub mod cli;
 pub mod http;

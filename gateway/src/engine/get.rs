@@ -136,6 +136,7 @@ pub struct GetRequest<'a> {
 pub type ObjectBody = Pin<Box<dyn Stream<Item = EngineResult<Bytes>> + Send>>;
 
 pub struct GetOutcome {
+    pub bucket: crate::meta::Bucket,
     pub version: ObjectVersion,
     /// With partNumber: how many parts the object has.
     pub parts_count: Option<u32>,
@@ -178,7 +179,9 @@ impl Engine {
             .1)
     }
 
-    pub(crate) async fn head_with_bucket(
+    /// The bucket and the version (HEAD), after conditions. A delete marker
+    /// is an error: 404 as the latest version, 405 when named by its id.
+    pub async fn head_with_bucket(
         &self,
         who: &Principal,
         bucket: &str,
@@ -187,6 +190,7 @@ impl Engine {
         conditions: &ReadConditions,
     ) -> EngineResult<(crate::meta::Bucket, ObjectVersion)> {
         let bucket_rec = self.authorize(who, bucket, Action::Read).await?;
+        super::versioning::check_version_id(version_id)?;
         let version = self
             .inner
             .meta
@@ -197,7 +201,12 @@ impl Engine {
                 None => EngineError::NoSuchKey(key.to_owned()),
             })?;
         if version.delete_marker {
-            return Err(EngineError::NoSuchKey(key.to_owned()));
+            return Err(EngineError::DeleteMarker {
+                key: key.to_owned(),
+                version_id: version.version_id,
+                last_modified: version.created_at,
+                addressed: version_id.is_some(),
+            });
         }
         conditions.evaluate(&version.attrs.etag, version.created_at)?;
         Ok((bucket_rec, version))
@@ -242,6 +251,7 @@ impl Engine {
         };
         let body: ObjectBody = Box::pin(stream::iter(first.map(Ok)).chain(body));
         Ok(GetOutcome {
+            bucket: bucket_rec,
             version,
             parts_count,
             range: span,
