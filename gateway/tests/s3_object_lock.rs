@@ -14,11 +14,11 @@ use aws_sdk_s3::types::{
     BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, DefaultRetention, Delete,
     ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold,
     ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
-    ObjectLockRule, VersioningConfiguration,
+    ObjectLockRule,
 };
 use dooz_gateway::meta::Policy;
 use support::gateway::{Backend, Meta, Options, start};
-use support::{code, get};
+use support::{code, get, put_versioning};
 
 fn in_secs(s: i64) -> DateTime {
     DateTime::from_millis(dooz_gateway::engine::now_millis() + s * 1000)
@@ -60,6 +60,27 @@ async fn delete_version(c: &Client, b: &str, key: &str, v: &str, bypass: bool) -
     }
 }
 
+/// PutObjectLegalHold; "ok" or the error code.
+async fn legal_hold(c: &Client, b: &str, key: &str, v: Option<&str>, on: bool) -> String {
+    let status = if on {
+        ObjectLockLegalHoldStatus::On
+    } else {
+        ObjectLockLegalHoldStatus::Off
+    };
+    let r = c
+        .put_object_legal_hold()
+        .bucket(b)
+        .key(key)
+        .set_version_id(v.map(str::to_owned))
+        .legal_hold(ObjectLockLegalHold::builder().status(status).build())
+        .send()
+        .await;
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => code::<_, ()>(Err(e)),
+    }
+}
+
 fn retention(mode: ObjectLockRetentionMode, until: DateTime) -> ObjectLockRetention {
     ObjectLockRetention::builder()
         .mode(mode)
@@ -89,17 +110,7 @@ async fn object_lock(meta: Meta) {
     assert_eq!(cfg.object_lock_enabled(), Some(&ObjectLockEnabled::Enabled));
     assert!(cfg.rule().is_none());
     assert_eq!(
-        code(
-            c.put_bucket_versioning()
-                .bucket(b)
-                .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Suspended)
-                        .build()
-                )
-                .send()
-                .await
-        ),
+        code(put_versioning(&c, b, BucketVersioningStatus::Suspended).await),
         "InvalidBucketState"
     );
 
@@ -220,18 +231,7 @@ async fn object_lock(meta: Meta) {
 
     // Legal hold: on stops every delete; off lets it go.
     let held = put_locked(&c, b, "evidence", b"h", None, None).await;
-    c.put_object_legal_hold()
-        .bucket(b)
-        .key("evidence")
-        .version_id(&held)
-        .legal_hold(
-            ObjectLockLegalHold::builder()
-                .status(ObjectLockLegalHoldStatus::On)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(legal_hold(&c, b, "evidence", Some(&held), true).await, "ok");
     let lh = c
         .get_object_legal_hold()
         .bucket(b)
@@ -337,18 +337,7 @@ async fn object_lock(meta: Meta) {
     );
     assert_eq!(get(&c, b, "evidence").await, b"h");
 
-    c.put_object_legal_hold()
-        .bucket(b)
-        .key("evidence")
-        .version_id(&held)
-        .legal_hold(
-            ObjectLockLegalHold::builder()
-                .status(ObjectLockLegalHoldStatus::Off)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(legal_hold(&c, b, "evidence", Some(&held), false).await, "ok");
     assert_eq!(
         delete_version(&c, b, "evidence", &held, false).await,
         "deleted"
@@ -513,18 +502,7 @@ async fn object_lock(meta: Meta) {
         "Object Lock needs versioning"
     );
     support::put(&c, "plain", "k", b"x").await;
-    let r = c
-        .put_object_legal_hold()
-        .bucket("plain")
-        .key("k")
-        .legal_hold(
-            ObjectLockLegalHold::builder()
-                .status(ObjectLockLegalHoldStatus::On)
-                .build(),
-        )
-        .send()
-        .await;
-    assert_eq!(code(r), "InvalidRequest");
+    assert_eq!(legal_hold(&c, "plain", "k", None, true).await, "InvalidRequest");
     // Malformed lock headers: a mode without a date; a date in the past.
     let r = c
         .put_object()

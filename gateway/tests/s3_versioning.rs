@@ -512,8 +512,7 @@ async fn list_object_versions_pages(meta: Meta) {
             expected.insert(k, vs);
         }
     }
-    for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 7 == 0) {
-        let _ = i;
+    for (_, k) in keys.iter().enumerate().filter(|(i, _)| i % 7 == 0) {
         let d = c.delete_object().bucket(b).key(k).send().await.unwrap();
         expected
             .get_mut(k)

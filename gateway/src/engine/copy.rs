@@ -73,7 +73,7 @@ impl Engine {
         src: &CopySource,
     ) -> EngineResult<(crate::meta::Bucket, ObjectVersion)> {
         let found = self
-            .head_with_bucket(
+            .head_object(
                 who,
                 &src.bucket,
                 &src.key,

@@ -164,24 +164,10 @@ struct Piece {
 }
 
 impl Engine {
-    /// The version's metadata, after conditions; no data is read.
+    /// The bucket and the version's metadata (HEAD), after conditions; no
+    /// data is read. A delete marker is an error: 404 as the latest version,
+    /// 405 when named by its id.
     pub async fn head_object(
-        &self,
-        who: &Principal,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        conditions: &ReadConditions,
-    ) -> EngineResult<ObjectVersion> {
-        Ok(self
-            .head_with_bucket(who, bucket, key, version_id, conditions)
-            .await?
-            .1)
-    }
-
-    /// The bucket and the version (HEAD), after conditions. A delete marker
-    /// is an error: 404 as the latest version, 405 when named by its id.
-    pub async fn head_with_bucket(
         &self,
         who: &Principal,
         bucket: &str,
@@ -190,6 +176,19 @@ impl Engine {
         conditions: &ReadConditions,
     ) -> EngineResult<(crate::meta::Bucket, ObjectVersion)> {
         let bucket_rec = self.authorize(who, bucket, Action::Read).await?;
+        let version = self.readable_version(bucket, key, version_id).await?;
+        conditions.evaluate(&version.attrs.etag, version.created_at)?;
+        Ok((bucket_rec, version))
+    }
+
+    /// A version (the latest when no id is given) that is not a delete
+    /// marker, or the S3 error for it.
+    pub(crate) async fn readable_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> EngineResult<ObjectVersion> {
         super::versioning::check_version_id(version_id)?;
         let version = self
             .inner
@@ -208,8 +207,7 @@ impl Engine {
                 addressed: version_id.is_some(),
             });
         }
-        conditions.evaluate(&version.attrs.etag, version.created_at)?;
-        Ok((bucket_rec, version))
+        Ok(version)
     }
 
     pub async fn get_object(
@@ -218,7 +216,7 @@ impl Engine {
         req: &GetRequest<'_>,
     ) -> EngineResult<GetOutcome> {
         let (bucket_rec, version) = self
-            .head_with_bucket(who, req.bucket, req.key, req.version_id, &req.conditions)
+            .head_object(who, req.bucket, req.key, req.version_id, &req.conditions)
             .await?;
         let (range, part_number) = (req.range, req.part_number);
         let size = version.attrs.size;

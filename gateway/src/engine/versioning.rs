@@ -53,6 +53,16 @@ pub fn shown_version_id(bucket: &Bucket, version_id: &str) -> Option<String> {
         .then(|| version_id.to_owned())
 }
 
+/// S3's answer to Object Lock calls and headers on a bucket without it.
+fn require_object_lock(bucket: &Bucket) -> EngineResult<()> {
+    match bucket.object_lock {
+        Some(_) => Ok(()),
+        None => Err(EngineError::InvalidRequest(
+            "Bucket is missing Object Lock Configuration".into(),
+        )),
+    }
+}
+
 /// x-amz-object-lock-* headers make sense only on a bucket with Object Lock,
 /// and a retain-until date only in the future.
 pub(crate) fn check_lock_request(
@@ -63,11 +73,7 @@ pub(crate) fn check_lock_request(
     let Some(lock) = lock else {
         return Ok(());
     };
-    if bucket.object_lock.is_none() {
-        return Err(EngineError::InvalidRequest(
-            "Bucket is missing Object Lock Configuration".into(),
-        ));
-    }
+    require_object_lock(bucket)?;
     if lock.retention.is_some_and(|r| r.until <= now) {
         return Err(EngineError::InvalidArgument(
             "The retain until date must be in the future!".into(),
@@ -175,13 +181,8 @@ impl Engine {
         version_id: Option<&str>,
     ) -> EngineResult<ObjectLock> {
         let b = self.authorize(who, bucket, Action::Read).await?;
-        check_version_id(version_id)?;
-        if b.object_lock.is_none() {
-            return Err(EngineError::InvalidRequest(
-                "Bucket is missing Object Lock Configuration".into(),
-            ));
-        }
-        let v = self.version_named(bucket, key, version_id).await?;
+        require_object_lock(&b)?;
+        let v = self.readable_version(bucket, key, version_id).await?;
         Ok(v.lock)
     }
 
@@ -195,7 +196,6 @@ impl Engine {
         update: LockUpdate,
     ) -> EngineResult<ObjectLock> {
         let b = self.authorize(who, bucket, Action::Write).await?;
-        check_version_id(version_id)?;
         let now = now_millis();
         let update = match update {
             LockUpdate::Retention {
@@ -216,44 +216,17 @@ impl Engine {
                 }
             }
             hold @ LockUpdate::LegalHold(_) => {
-                check_lock_request(&b, Some(&ObjectLock::default()), now)?;
+                require_object_lock(&b)?;
                 hold
             }
         };
         // A delete marker answers 405, as for GET.
-        self.version_named(bucket, key, version_id).await?;
+        self.readable_version(bucket, key, version_id).await?;
         Ok(self
             .inner
             .meta
             .update_object_lock(bucket, key, version_id, update, now)
             .await?)
-    }
-
-    /// A version that is not a delete marker, or the S3 error for it.
-    async fn version_named(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> EngineResult<crate::meta::ObjectVersion> {
-        let v = self
-            .inner
-            .meta
-            .get_object(bucket, key, version_id)
-            .await?
-            .ok_or_else(|| match version_id {
-                Some(v) => EngineError::NoSuchVersion(v.to_owned()),
-                None => EngineError::NoSuchKey(key.to_owned()),
-            })?;
-        if v.delete_marker {
-            return Err(EngineError::DeleteMarker {
-                key: key.to_owned(),
-                version_id: v.version_id,
-                last_modified: v.created_at,
-                addressed: version_id.is_some(),
-            });
-        }
-        Ok(v)
     }
 
     pub async fn list_object_versions(
@@ -326,23 +299,24 @@ impl Engine {
                     }
                 }
             }
-            let more_after_cursor =
-                |page: crate::meta::Page<VersionSummary>| !page.items.is_empty();
-            if count(&out) == params.max_keys {
-                let after = cursor.as_ref().map(|(k, v)| (k.as_str(), v.as_deref()));
-                let peek = meta.list_versions(bucket, prefix, after, 1).await?;
-                out.truncated = more_after_cursor(peek);
+            let full = count(&out) == params.max_keys;
+            if !full && exhausted && skip_past.is_none() {
                 break;
             }
-            if exhausted && skip_past.is_none() {
-                break;
-            }
-            if exhausted {
-                // The page ended inside a skipped prefix; the cursor already
-                // jumps past it, so one more query settles whether more exist.
+            if full || exhausted {
+                // More only if anything lies beyond the cursor (which jumps
+                // past a skipped prefix the page may have ended in).
                 let after = cursor.as_ref().map(|(k, v)| (k.as_str(), v.as_deref()));
-                let peek = meta.list_versions(bucket, prefix, after, 1).await?;
-                if !more_after_cursor(peek) {
+                let more = !meta
+                    .list_versions(bucket, prefix, after, 1)
+                    .await?
+                    .items
+                    .is_empty();
+                if full {
+                    out.truncated = more;
+                    break;
+                }
+                if !more {
                     break;
                 }
             }

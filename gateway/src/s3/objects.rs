@@ -257,7 +257,7 @@ pub async fn head_object(
     );
     let (bucket, version) = s
         .engine
-        .head_with_bucket(
+        .head_object(
             &who,
             &i.bucket,
             &i.key,

@@ -6,7 +6,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::DoozS3;
 use super::convert::{etag, timestamp, url_encode};
 use super::errors::IntoS3;
-use crate::engine::{VersionListParams, shown_version_id};
+use crate::engine::VersionListParams;
 use crate::meta::Versioning;
 
 const DEFAULT_MAX_KEYS: i32 = 1000;
@@ -83,7 +83,7 @@ pub async fn list_object_versions(
         version_id_marker: i.version_id_marker.clone().filter(|v| !v.is_empty()),
         max_keys: super::list::max_keys(i.max_keys)?,
     };
-    let (bucket, out) = s
+    let (_, out) = s
         .engine
         .list_object_versions(&who, &i.bucket, &params)
         .await
@@ -92,7 +92,7 @@ pub async fn list_object_versions(
     let mut markers = Vec::new();
     for v in out.entries {
         // "null" shows as such in version listings, as in S3.
-        let version_id = shown_version_id(&bucket, &v.version_id).or(Some(v.version_id));
+        let version_id = Some(v.version_id);
         if v.delete_marker {
             markers.push(DeleteMarkerEntry {
                 is_latest: Some(v.is_latest),
