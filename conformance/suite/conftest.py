@@ -28,6 +28,7 @@ CLIENTS = {
     "test_s3cmd": "s3cmd",
     "test_s5cmd": "s5cmd",
     "test_harness": "harness",
+    "test_versioning": "versioning (boto3, aws cli, rclone, dooz)",
 }
 SUITE_DIR = Path(__file__).resolve().parent
 README = SUITE_DIR.parent / "README.md"

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "meta_suite/versions.rs"]
+mod versions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use dooz_gateway::meta::{
     self, Bucket, ChunkKey, ChunkLocation, ChunkMove, CommitOutcome, LeaseGrant, LeaseRequest,
     Manifest, ManifestChunk, ManifestPart, MetaError, MetaStore, MultipartUpload, NewChunk,
     NewPack, ObjectAttrs, ObjectCommit, PackKey, Part, PartCommit, Policy, Repoint, Tenant,
-    TenantId, User, WriteConditions,
+    TenantId, User, Versioning, WriteConditions,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -94,6 +96,8 @@ async fn fixture(db: &TestDb) -> Fx {
             tenant_id: t.id,
             backend: "local".into(),
             created_at: 1,
+            versioning: Versioning::Unversioned,
+            object_lock: None,
         })
         .await
         .unwrap();
@@ -163,13 +167,13 @@ fn object_commit(fx: &Fx, key: &str, chunks: &[u32], fresh: &[u32], etag: &str) 
         tenant_id: fx.tenant,
         bucket: fx.bucket.clone(),
         key: key.to_owned(),
-        version_id: "null".into(),
         attrs: attrs(&m, etag),
         created_at: 1_700_000_000_000,
         manifest: m,
         new_chunks,
         new_packs,
         conditions: WriteConditions::default(),
+        lock: None,
     }
 }
 
@@ -187,6 +191,13 @@ async fn missing(fx: &Fx, chunks: &[u32]) -> Vec<u32> {
         .into_iter()
         .filter(|&n| !found.contains(&cid(n)))
         .collect()
+}
+
+async fn enable_versioning(fx: &Fx) {
+    fx.store
+        .set_bucket_versioning(&fx.bucket, Versioning::Enabled, 1_700_000_000_000)
+        .await
+        .unwrap();
 }
 
 async fn put(fx: &Fx, key: &str, chunks: &[u32]) -> CommitOutcome {
@@ -390,6 +401,8 @@ async fn buckets_namespace_and_emptiness(db: &TestDb) {
         tenant_id: tenant,
         backend: "local".into(),
         created_at: 2,
+        versioning: Versioning::Unversioned,
+        object_lock: None,
     };
     assert!(matches!(
         fx.store.create_bucket(&bucket("bkt", fx.tenant)).await,
@@ -432,7 +445,10 @@ async fn buckets_namespace_and_emptiness(db: &TestDb) {
         fx.store.delete_bucket("bkt").await,
         Err(MetaError::BucketNotEmpty(_))
     ));
-    fx.store.delete_object("bkt", "k", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "k", None, false)
+        .await
+        .unwrap();
     fx.store
         .create_multipart(&upload(&fx, "u1", "k"))
         .await
@@ -472,6 +488,8 @@ async fn bucket_name_race_has_one_owner(db: &TestDb) {
                     tenant_id: tenant,
                     backend: "local".into(),
                     created_at: i as i64,
+                    versioning: Versioning::Unversioned,
+                    object_lock: None,
                 })
                 .await;
             (tenant, r)
@@ -513,6 +531,7 @@ async fn commit_then_get_round_trips(db: &TestDb) {
     assert_eq!(
         out,
         CommitOutcome {
+            version_id: "null".into(),
             replaced: None,
             lost_races: 0
         }
@@ -638,10 +657,16 @@ async fn reuse_increments_and_revives_zombies(db: &TestDb) {
     let rows = db.chunk_rows().await;
     assert_eq!((refcount(&rows, 1), refcount(&rows, 2)), (3, 2));
 
-    fx.store.delete_object("bkt", "k1", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "k1", None, false)
+        .await
+        .unwrap();
     let rows = db.chunk_rows().await;
     assert_eq!((refcount(&rows, 1), refcount(&rows, 2)), (1, 1));
-    fx.store.delete_object("bkt", "k2", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "k2", None, false)
+        .await
+        .unwrap();
     let rows = db.chunk_rows().await;
     assert_eq!(row(&rows, 1).unwrap().state, "zombie");
     assert_eq!(live_bytes(&fx).await.values().sum::<u64>(), 0);
@@ -862,33 +887,44 @@ async fn create_only_race_has_exactly_one_winner(db: &TestDb) {
 async fn delete_releases_and_versions_match_exactly(db: &TestDb) {
     let fx = fixture(db).await;
     put(&fx, "k", &[1, 2]).await;
-    let out = fx.store.delete_object("bkt", "k", None).await.unwrap();
+    let out = fx
+        .store
+        .delete_object("bkt", "k", None, false)
+        .await
+        .unwrap();
     assert_eq!(out.deleted_version.as_deref(), Some("null"));
     assert!(!out.delete_marker);
     let rows = db.chunk_rows().await;
     assert!(rows.iter().all(|r| r.refcount == 0 && r.state == "zombie"));
     assert_eq!(fx.store.get_object("bkt", "k", None).await.unwrap(), None);
-    let again = fx.store.delete_object("bkt", "k", None).await.unwrap();
+    let again = fx
+        .store
+        .delete_object("bkt", "k", None, false)
+        .await
+        .unwrap();
     assert_eq!(again.deleted_version, None);
     assert!(matches!(
-        fx.store.delete_object("nope", "k", None).await,
+        fx.store.delete_object("nope", "k", None, false).await,
         Err(MetaError::NoSuchBucket(_))
     ));
 
     // Explicit version ids are matched exactly; deleting the latest promotes
     // the newest remaining version.
     put(&fx, "v", &[3]).await;
+    enable_versioning(&fx).await;
     let mut c = object_commit(&fx, "v", &[3, 4], &[4], "v1");
-    c.version_id = "v1".into();
     c.created_at += 10;
-    assert_eq!(fx.store.commit_object(c).await.unwrap().replaced, None);
+    let out = fx.store.commit_object(c).await.unwrap();
+    assert_eq!(out.replaced, None);
+    let v1 = out.version_id;
+    assert_ne!(v1, "null");
     let latest = fx
         .store
         .get_object("bkt", "v", None)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(latest.version_id, "v1");
+    assert_eq!(latest.version_id, v1);
     let null = fx
         .store
         .get_object("bkt", "v", Some("null"))
@@ -900,16 +936,17 @@ async fn delete_releases_and_versions_match_exactly(db: &TestDb) {
 
     let out = fx
         .store
-        .delete_object("bkt", "v", Some("v2"))
+        .delete_object("bkt", "v", Some("00000000000000090000000000000000"), false)
         .await
         .unwrap();
     assert_eq!(out.deleted_version, None);
     let out = fx
         .store
-        .delete_object("bkt", "v", Some("v1"))
+        .delete_object("bkt", "v", Some(&v1), false)
         .await
         .unwrap();
-    assert_eq!(out.deleted_version.as_deref(), Some("v1"));
+    assert_eq!(out.deleted_version.as_deref(), Some(v1.as_str()));
+    assert_eq!(out.created_marker, None);
     let latest = fx
         .store
         .get_object("bkt", "v", None)
@@ -1015,8 +1052,8 @@ async fn listing_order_prefix_and_pages(db: &TestDb) {
     ));
 
     // Non-latest versions are not listed.
-    let mut c = object_commit(&fx, "b", &[1], &[], "b2");
-    c.version_id = "v2".into();
+    enable_versioning(&fx).await;
+    let c = object_commit(&fx, "b", &[1], &[], "b2");
     fx.store.commit_object(c).await.unwrap();
     let p = fx.store.list_objects("bkt", "b", None, 10).await.unwrap();
     assert_eq!(p.items.len(), 1);
@@ -1109,7 +1146,10 @@ async fn lookup_touches_zombies_and_locations_batch(db: &TestDb) {
     let all: Vec<u32> = (0..1200).collect();
     put(&fx, "big", &all).await;
     put(&fx, "small", &[5000]).await;
-    fx.store.delete_object("bkt", "small", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "small", None, false)
+        .await
+        .unwrap();
     db.exec("UPDATE chunks SET zombie_since = 1 WHERE state = 'zombie'")
         .await;
 
@@ -1173,6 +1213,7 @@ fn upload(fx: &Fx, id: &str, key: &str) -> MultipartUpload {
         },
         checksum_algorithm: Some("CRC32C".into()),
         created_at: 11,
+        object_lock: None,
     }
 }
 
@@ -1219,13 +1260,13 @@ fn completion(fx: &Fx, key: &str, parts: &[&Part]) -> ObjectCommit {
         tenant_id: fx.tenant,
         bucket: fx.bucket.clone(),
         key: key.into(),
-        version_id: "null".into(),
         attrs: attrs(&m, &format!("mp-{}", parts.len())),
         created_at: 13,
         manifest: m,
         new_chunks: Vec::new(),
         new_packs: Vec::new(),
         conditions: WriteConditions::default(),
+        lock: None,
     }
 }
 
@@ -1414,7 +1455,7 @@ async fn concurrent_writers_sharing_chunks_stay_consistent(db: &TestDb) {
                 let n = rng.random_range(1..12);
                 let chunks: Vec<u32> = (0..n).map(|_| rng.random_range(0..24)).collect();
                 if round % 3 == 2 {
-                    store.delete_object("bkt", &key, None).await.unwrap();
+                    store.delete_object("bkt", &key, None, false).await.unwrap();
                     continue;
                 }
                 let fresh = missing(&fx, &chunks).await;
@@ -1497,7 +1538,11 @@ async fn random_operations_keep_fsck_clean(db: &TestDb) {
                 model.objects.insert(key, c);
             }
             4 | 5 => {
-                let out = fx.store.delete_object("bkt", &key, None).await.unwrap();
+                let out = fx
+                    .store
+                    .delete_object("bkt", &key, None, false)
+                    .await
+                    .unwrap();
                 assert_eq!(
                     out.deleted_version.is_some(),
                     model.objects.remove(&key).is_some()
@@ -1672,8 +1717,14 @@ async fn corrupt_refcounts_do_not_block_deletes(db: &TestDb) {
         blob(2)
     ))
     .await;
-    fx.store.delete_object("bkt", "a", None).await.unwrap();
-    fx.store.delete_object("bkt", "b", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "a", None, false)
+        .await
+        .unwrap();
+    fx.store
+        .delete_object("bkt", "b", None, false)
+        .await
+        .unwrap();
     let rows = db.chunk_rows().await;
     let one = row(&rows, 1).unwrap();
     assert_eq!(
@@ -1710,7 +1761,10 @@ async fn commit_latency_of_a_1000_chunk_manifest(db: &TestDb) {
     let fresh: Vec<u32> = (1000..1500).collect();
     let (half, _) = timed(object_commit(&fx, "a", &shifted, &fresh, "a2")).await;
     let started = Instant::now();
-    fx.store.delete_object("bkt", "a", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "a", None, false)
+        .await
+        .unwrap();
     let delete = started.elapsed();
     println!(
         "{:?}: 1000-chunk commit: all new {new:?}, all reused {reuse:?}, \

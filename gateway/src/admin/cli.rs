@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
+use super::buckets;
 use crate::config::Config;
 use crate::jobs::{Collector, GcReport};
-use crate::meta::{Bucket, Policy};
+use crate::meta::{Bucket, BucketLock, Policy, Versioning};
 use crate::server::{self, Context};
 use crate::tenancy::{self, NewTenant};
 
@@ -135,6 +136,55 @@ pub enum BucketCommand {
         /// Tenant name or id.
         #[arg(long)]
         tenant: String,
+        /// Keep every version of every object (S3 versioning, enabled).
+        #[arg(long)]
+        versioning: bool,
+        /// Enable S3 Object Lock (implies --versioning; permanent).
+        #[arg(long)]
+        object_lock: bool,
+    },
+    /// Make a versioned bucket's state at an instant current again: objects
+    /// that existed then become current (new versions referencing the same
+    /// chunks: no data is copied), objects created later get delete
+    /// markers. Idempotent; refused unless versioning was enabled at that
+    /// time and never suspended since. Prints each change, progress on
+    /// stderr and a summary.
+    Restore {
+        bucket: String,
+        /// The instant, RFC 3339 (e.g. 2026-03-01T12:00:00Z).
+        #[arg(long)]
+        at: String,
+        /// Only keys starting with this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Show what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary and the changes as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the objects of a bucket, now or as it was at an instant
+    /// (versioned buckets).
+    Ls {
+        bucket: String,
+        /// The instant, RFC 3339 (e.g. 2026-03-01T12:00:00Z) [default: now].
+        #[arg(long)]
+        at: Option<String>,
+        /// Only keys starting with this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a bucket. It must be empty unless --force, which first deletes
+    /// every version, delete marker and multipart upload. A version under
+    /// Object Lock (legal hold, or retention not yet expired) stops it
+    /// before anything is deleted: no admin command removes locked data.
+    Delete {
+        bucket: String,
+        #[arg(long)]
+        force: bool,
     },
     /// List buckets.
     List {
@@ -291,7 +341,12 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
                 return Err(format!("no user with access key {access_key}"));
             }
         }
-        AdminCommand::Bucket(BucketCommand::Create { name, tenant }) => {
+        AdminCommand::Bucket(BucketCommand::Create {
+            name,
+            tenant,
+            versioning,
+            object_lock,
+        }) => {
             crate::engine::validate_bucket_name(&name).map_err(err)?;
             let tenant = tenancy::find_tenant(meta, &tenant).await.map_err(err)?;
             meta.create_bucket(&Bucket {
@@ -299,10 +354,32 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
                 tenant_id: tenant.id,
                 backend: ctx.cfg.default_backend.clone(),
                 created_at: crate::engine::now_millis(),
+                versioning: if versioning || object_lock {
+                    Versioning::Enabled
+                } else {
+                    Versioning::Unversioned
+                },
+                object_lock: object_lock.then(BucketLock::default),
             })
             .await
             .map_err(err)?;
             println!("bucket {name} created for tenant {}", tenant.name);
+        }
+        AdminCommand::Bucket(BucketCommand::Restore {
+            bucket,
+            at,
+            prefix,
+            dry_run,
+            json,
+        }) => return buckets::restore(&ctx, &bucket, &at, &prefix, dry_run, json).await,
+        AdminCommand::Bucket(BucketCommand::Ls {
+            bucket,
+            at,
+            prefix,
+            json,
+        }) => return buckets::ls(&ctx, &bucket, at.as_deref(), &prefix, json).await,
+        AdminCommand::Bucket(BucketCommand::Delete { bucket, force }) => {
+            return buckets::delete(&ctx, &bucket, force).await;
         }
         AdminCommand::Bucket(BucketCommand::List { tenant, json }) => {
             let tenants = match tenant {
@@ -318,13 +395,28 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
             if json {
                 let v: Vec<_> = rows
                     .iter()
-                    .map(|(t, b)| serde_json::json!({"name": b.name, "tenant": t, "backend": b.backend}))
+                    .map(|(t, b)| serde_json::json!({"name": b.name, "tenant": t, "backend": b.backend,
+                        "versioning": b.versioning.as_str(), "object_lock": b.object_lock.is_some()}))
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
-                println!("{:<40} {:<24} BACKEND", "BUCKET", "TENANT");
+                println!(
+                    "{:<40} {:<24} {:<12} {:<12} BACKEND",
+                    "BUCKET", "TENANT", "VERSIONING", "OBJECT LOCK"
+                );
                 for (t, b) in rows {
-                    println!("{:<40} {:<24} {}", b.name, t, b.backend);
+                    println!(
+                        "{:<40} {:<24} {:<12} {:<12} {}",
+                        b.name,
+                        t,
+                        b.versioning.as_str(),
+                        if b.object_lock.is_some() {
+                            "enabled"
+                        } else {
+                            "-"
+                        },
+                        b.backend
+                    );
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use super::validate::validate_bucket_name;
 use super::{Action, Engine, EngineError, EngineResult, Principal, now_millis};
-use crate::meta::Bucket;
+use crate::meta::{Bucket, BucketLock, Versioning};
 
 impl Engine {
     /// The bucket, if the principal may perform `action` on it. Another
@@ -33,7 +33,14 @@ impl Engine {
         Ok(b)
     }
 
-    pub async fn create_bucket(&self, who: &Principal, name: &str) -> EngineResult<Bucket> {
+    /// A new bucket; with Object Lock (x-amz-bucket-object-lock-enabled) it
+    /// is versioned from the start and stays so.
+    pub async fn create_bucket(
+        &self,
+        who: &Principal,
+        name: &str,
+        object_lock: bool,
+    ) -> EngineResult<Bucket> {
         validate_bucket_name(name)?;
         if !who.allows(Action::ManageBuckets) {
             return Err(EngineError::AccessDenied(format!(
@@ -46,6 +53,12 @@ impl Engine {
             tenant_id: who.tenant_id,
             backend: self.inner.cfg.default_backend.clone(),
             created_at: now_millis(),
+            versioning: if object_lock {
+                Versioning::Enabled
+            } else {
+                Versioning::Unversioned
+            },
+            object_lock: object_lock.then(BucketLock::default),
         };
         self.inner.meta.create_bucket(&bucket).await?;
         tracing::info!(bucket = name, tenant = %who.tenant_id, "bucket created");

@@ -9,7 +9,8 @@ use super::plan::Planner;
 use super::validate::{validate_key, validate_user_metadata};
 use super::{Action, Engine, EngineError, EngineResult, MAX_OBJECT_SIZE, Principal, now_millis};
 use crate::meta::{
-    Manifest, ManifestChunk, ManifestHead, ObjectAttrs, ObjectCommit, ObjectVersion, Part,
+    Manifest, ManifestChunk, ManifestHead, ObjectAttrs, ObjectCommit, ObjectLock, ObjectVersion,
+    Part,
     PartCommit, WriteConditions,
 };
 
@@ -34,6 +35,8 @@ pub struct CopyOutcome {
     pub checksums: std::collections::BTreeMap<String, String>,
     pub checksum_type: Option<String>,
     pub source_version: Option<String>,
+    /// The version the copy wrote (CopyObject), as responses show it.
+    pub version_id: Option<String>,
 }
 
 /// The entries of `manifest` covering `[start, end)`, slicing the edge chunks.
@@ -72,7 +75,7 @@ impl Engine {
         src: &CopySource,
     ) -> EngineResult<(crate::meta::Bucket, ObjectVersion, Option<ManifestHead>)> {
         let found = self
-            .head_with_bucket(
+            .head_object(
                 who,
                 &src.bucket,
                 &src.key,
@@ -83,10 +86,17 @@ impl Engine {
         match found {
             // For copy sources a failed If-None-Match / If-Modified-Since is 412.
             Err(EngineError::NotModified) => Err(EngineError::PreconditionFailed),
+            Err(EngineError::DeleteMarker {
+                addressed: true, ..
+            }) => Err(EngineError::InvalidRequest(
+                "The source of a copy request may not specifically refer to a delete marker by version id."
+                    .into(),
+            )),
             other => other,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn copy_object(
         &self,
         who: &Principal,
@@ -95,6 +105,7 @@ impl Engine {
         key: &str,
         directive: MetadataDirective,
         conditions: WriteConditions,
+        lock: Option<ObjectLock>,
     ) -> EngineResult<CopyOutcome> {
         validate_key(key)?;
         // Held until the commit: the source's chunks may lose their last
@@ -102,6 +113,7 @@ impl Engine {
         let _in_flight = self.inner.uploads.begin();
         let (src_bucket, mut version, head) = self.copy_source(who, &src).await?;
         let dst = self.authorize(who, bucket, Action::Write).await?;
+        super::versioning::check_lock_request(&dst, lock.as_ref(), now_millis())?;
         if dst.tenant_id != src_bucket.tenant_id {
             return Err(EngineError::AccessDenied(
                 "copies between tenants are not allowed".into(),
@@ -114,7 +126,8 @@ impl Engine {
         }
         // At most 5 GiB: its whole manifest is small enough to hold.
         self.load_manifest(&mut version, head).await?;
-        let same_object = src.bucket == bucket && src.key == key;
+        // Copying a version onto its own key restores it: not "to itself".
+        let same_object = src.bucket == bucket && src.key == key && src.version_id.is_none();
         let mut attrs = match directive {
             MetadataDirective::Copy if same_object => {
                 return Err(EngineError::InvalidRequest(
@@ -139,22 +152,23 @@ impl Engine {
             tenant_id: dst.tenant_id,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            version_id: "null".to_owned(),
             attrs: attrs.clone(),
             created_at,
             manifest: version.manifest.clone(),
             new_chunks: Vec::new(),
             new_packs: Vec::new(),
             conditions,
+            lock,
         };
-        self.inner.meta.commit_object(commit).await?;
+        let out = self.inner.meta.commit_object(commit).await?;
         super::put::record_write(attrs.size, 0, version.manifest.chunks.len() as u64);
         Ok(CopyOutcome {
             etag: attrs.etag,
             last_modified: created_at,
             checksums: attrs.checksums,
             checksum_type: attrs.checksum_type,
-            source_version: (version.version_id != "null").then_some(version.version_id),
+            source_version: super::shown_version_id(&src_bucket, &version.version_id),
+            version_id: super::shown_version_id(&dst, &out.version_id),
         })
     }
 
@@ -259,7 +273,8 @@ impl Engine {
             last_modified: created_at,
             checksums: computed.values,
             checksum_type: None,
-            source_version: (version.version_id != "null").then_some(version.version_id),
+            source_version: super::shown_version_id(&src_bucket, &version.version_id),
+            version_id: None,
         })
     }
 }

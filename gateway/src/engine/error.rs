@@ -14,6 +14,28 @@ pub enum EngineError {
     NoSuchVersion(String),
     #[error("The specified multipart upload does not exist: {0}")]
     NoSuchUpload(String),
+    /// The version asked for (or, without a version id, the latest) is a
+    /// delete marker: 404 NoSuchKey, or 405 when it was named by version id.
+    #[error("The specified key {key} is a delete marker (version {version_id})")]
+    DeleteMarker {
+        key: String,
+        version_id: String,
+        last_modified: i64,
+        /// Named by its version id (405 MethodNotAllowed) rather than being
+        /// the latest version (404 NoSuchKey).
+        addressed: bool,
+    },
+    /// Object Lock forbids it (S3 answers AccessDenied).
+    #[error("Access Denied because object protected by object lock: {0}")]
+    ObjectLocked(String),
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("The specified object does not have a ObjectLock configuration: {0}")]
+    NoSuchObjectLockConfiguration(String),
+    #[error("Object Lock configuration does not exist for this bucket: {0}")]
+    ObjectLockConfigurationNotFound(String),
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("Access Denied: {0}")]
     AccessDenied(String),
     #[error("The requested bucket name is not available: {0}")]
@@ -92,6 +114,9 @@ impl From<MetaError> for EngineError {
             MetaError::BucketAlreadyOwnedByYou(b) => EngineError::BucketAlreadyOwnedByYou(b),
             MetaError::BucketNotEmpty(b) => EngineError::BucketNotEmpty(b),
             MetaError::PreconditionFailed(_) => EngineError::PreconditionFailed,
+            MetaError::Locked(m) => EngineError::ObjectLocked(m),
+            MetaError::InvalidRequest(m) => EngineError::InvalidRequest(m),
+            MetaError::InvalidBucketState(m) => EngineError::InvalidBucketState(m),
             // The client retries, and the retry stores the chunk afresh.
             MetaError::ChunkVanished(c) => EngineError::Unavailable(format!(
                 "a reused chunk was collected concurrently ({c}); retry"

@@ -144,6 +144,7 @@ pub struct GetRequest<'a> {
 pub type ObjectBody = Pin<Box<dyn Stream<Item = EngineResult<Bytes>> + Send>>;
 
 pub struct GetOutcome {
+    pub bucket: crate::meta::Bucket,
     pub version: ObjectVersion,
     /// With partNumber: how many parts the object has.
     pub parts_count: Option<u32>,
@@ -170,7 +171,9 @@ impl Read {
 }
 
 impl Engine {
-    /// The version's metadata, after conditions; no data is read.
+    /// The bucket and the version's metadata (HEAD), after conditions; no
+    /// data is read. A delete marker is an error: 404 as the latest version,
+    /// 405 when named by its id.
     pub async fn head_object(
         &self,
         who: &Principal,
@@ -178,11 +181,11 @@ impl Engine {
         key: &str,
         version_id: Option<&str>,
         conditions: &ReadConditions,
-    ) -> EngineResult<ObjectVersion> {
-        Ok(self
-            .head_with_bucket(who, bucket, key, version_id, conditions)
-            .await?
-            .1)
+    ) -> EngineResult<(crate::meta::Bucket, ObjectVersion, Option<ManifestHead>)> {
+        let bucket_rec = self.authorize(who, bucket, Action::Read).await?;
+        let (version, head) = self.readable_version(bucket, key, version_id).await?;
+        conditions.evaluate(&version.attrs.etag, version.created_at)?;
+        Ok((bucket_rec, version, head))
     }
 
     /// A version's whole manifest, also when it stayed in the database (for
@@ -211,16 +214,16 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) async fn head_with_bucket(
+    /// A version (the latest when no id is given) that is not a delete
+    /// marker, or the S3 error for it. A huge manifest is not read here (its
+    /// head says where it is); a GET reads what it needs.
+    pub(crate) async fn readable_version(
         &self,
-        who: &Principal,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        conditions: &ReadConditions,
-    ) -> EngineResult<(crate::meta::Bucket, ObjectVersion, Option<ManifestHead>)> {
-        let bucket_rec = self.authorize(who, bucket, Action::Read).await?;
-        // A huge manifest is not read here; a GET reads what it needs.
+    ) -> EngineResult<(ObjectVersion, Option<ManifestHead>)> {
+        super::versioning::check_version_id(version_id)?;
         let (version, head) = self
             .inner
             .meta
@@ -231,10 +234,14 @@ impl Engine {
                 None => EngineError::NoSuchKey(key.to_owned()),
             })?;
         if version.delete_marker {
-            return Err(EngineError::NoSuchKey(key.to_owned()));
+            return Err(EngineError::DeleteMarker {
+                key: key.to_owned(),
+                version_id: version.version_id,
+                last_modified: version.created_at,
+                addressed: version_id.is_some(),
+            });
         }
-        conditions.evaluate(&version.attrs.etag, version.created_at)?;
-        Ok((bucket_rec, version, head))
+        Ok((version, head))
     }
 
     pub async fn get_object(
@@ -243,7 +250,7 @@ impl Engine {
         req: &GetRequest<'_>,
     ) -> EngineResult<GetOutcome> {
         let (bucket_rec, version, head) = self
-            .head_with_bucket(who, req.bucket, req.key, req.version_id, &req.conditions)
+            .head_object(who, req.bucket, req.key, req.version_id, &req.conditions)
             .await?;
         let (range, part_number) = (req.range, req.part_number);
         let size = version.attrs.size;
@@ -276,6 +283,7 @@ impl Engine {
         };
         let body: ObjectBody = Box::pin(stream::iter(first.map(Ok)).chain(body));
         Ok(GetOutcome {
+            bucket: bucket_rec,
             version,
             parts_count,
             range: span,

@@ -1,7 +1,7 @@
-//! Listings with prefix, delimiter and markers, and deletes.
+//! Listings with prefix, delimiter and markers.
 
 use super::{Action, Engine, EngineResult, Principal};
-use crate::meta::{DeleteOutcome, ObjectSummary};
+use crate::meta::ObjectSummary;
 use crate::metrics::METRICS;
 
 #[derive(Clone, Debug, Default)]
@@ -138,20 +138,5 @@ impl Engine {
                 }
             }
         }
-    }
-
-    pub async fn delete_object(
-        &self,
-        who: &Principal,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> EngineResult<DeleteOutcome> {
-        self.authorize(who, bucket, Action::Write).await?;
-        Ok(self
-            .inner
-            .meta
-            .delete_object(bucket, key, version_id)
-            .await?)
     }
 }

@@ -14,8 +14,8 @@ use super::put::{PutOutcome, record_write};
 use super::validate::{validate_key, validate_user_metadata};
 use super::{Action, Engine, EngineError, EngineResult, MAX_OBJECT_SIZE, Principal, now_millis};
 use crate::meta::{
-    Manifest, ManifestPart, MetaError, MultipartUpload, ObjectAttrs, ObjectCommit, Page, Part,
-    PartCommit, WriteConditions,
+    Manifest, ManifestPart, MetaError, MultipartUpload, ObjectAttrs, ObjectCommit, ObjectLock,
+    Page, Part, PartCommit, WriteConditions,
 };
 
 /// S3's limits on parts and on the objects they make.
@@ -34,6 +34,8 @@ pub struct CreateMultipart {
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// "COMPOSITE" or "FULL_OBJECT" as asked for.
     pub checksum_type: Option<String>,
+    /// x-amz-object-lock-* headers, applied at completion.
+    pub lock: Option<ObjectLock>,
 }
 
 /// One entry of a CompleteMultipartUpload request.
@@ -59,7 +61,8 @@ pub struct CompleteRequest {
 #[derive(Clone, Debug)]
 pub struct CompleteOutcome {
     pub etag: String,
-    pub version_id: String,
+    /// The version written, as responses show it (None: no versioning).
+    pub version_id: Option<String>,
     pub checksums: BTreeMap<String, String>,
     pub checksum_type: Option<String>,
 }
@@ -85,9 +88,10 @@ impl Engine {
         who: &Principal,
         req: CreateMultipart,
     ) -> EngineResult<MultipartUpload> {
-        self.authorize(who, &req.bucket, Action::Write).await?;
+        let bucket = self.authorize(who, &req.bucket, Action::Write).await?;
         validate_key(&req.key)?;
         validate_user_metadata(&req.attrs.user_metadata)?;
+        super::versioning::check_lock_request(&bucket, req.lock.as_ref(), now_millis())?;
         let checksum_type = match (&req.checksum_algorithm, req.checksum_type.as_deref()) {
             (None, None) => None,
             (None, Some(_)) => {
@@ -124,6 +128,7 @@ impl Engine {
             attrs,
             checksum_algorithm: req.checksum_algorithm.map(|a| a.as_str().to_owned()),
             created_at: now_millis(),
+            object_lock: req.lock,
         };
         self.inner.meta.create_multipart(&upload).await?;
         Ok(upload)
@@ -247,7 +252,7 @@ impl Engine {
         record_write(staged.size, staged.stored_bytes, staged.dedup_chunks);
         Ok(PutOutcome {
             etag,
-            version_id: String::new(),
+            version_id: None,
             size: staged.size,
             checksums,
         })
@@ -364,32 +369,31 @@ impl Engine {
         attrs.etag = etag.clone();
         attrs.checksums = checksums.clone();
         attrs.checksum_type = checksum_type.clone();
-        let version_id = "null".to_owned();
         let commit = ObjectCommit {
             tenant_id: b.tenant_id,
             bucket: req.bucket.clone(),
             key: req.key.clone(),
-            version_id: version_id.clone(),
             attrs,
             created_at: now_millis(),
             manifest,
             new_chunks: Vec::new(),
             new_packs: Vec::new(),
             conditions: req.conditions,
+            lock: upload.object_lock,
         };
-        match self
+        let version_id = match self
             .inner
             .meta
             .complete_multipart(&req.upload_id, commit)
             .await
         {
-            Ok(_) => {}
+            Ok(out) => super::shown_version_id(&b, &out.version_id),
             // A part replaced between our read and the commit.
             Err(MetaError::NotFound { what: "part", .. }) => {
                 return Err(EngineError::InvalidPart(0));
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         Ok(CompleteOutcome {
             etag,
             version_id,

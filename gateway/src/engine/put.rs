@@ -21,7 +21,7 @@ use super::{Action, Engine, EngineError, EngineResult, FEED_SLICE, Principal, no
 use crate::budget::Reservation;
 use crate::meta::{
     ChunkLocation, LeaseFence, Manifest, ManifestChunk, NewChunk, NewPack, ObjectAttrs,
-    ObjectCommit, Tenant, WriteConditions,
+    ObjectCommit, ObjectLock, Tenant, WriteConditions,
 };
 use crate::metrics::METRICS;
 use crate::store::{PackStore, StoreError};
@@ -42,12 +42,15 @@ pub struct PutRequest {
     pub expected: ExpectedChecksums,
     /// Content-Length (decoded length for aws-chunked bodies), when known.
     pub content_length: Option<u64>,
+    /// x-amz-object-lock-* headers, when any was sent.
+    pub lock: Option<ObjectLock>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PutOutcome {
     pub etag: String,
-    pub version_id: String,
+    /// The version written, as responses show it (None: no versioning).
+    pub version_id: Option<String>,
     pub size: u64,
     pub checksums: BTreeMap<String, String>,
 }
@@ -78,6 +81,7 @@ impl Engine {
         validate_key(&req.key)?;
         validate_user_metadata(&req.attrs.user_metadata)?;
         req.expected.validate()?;
+        super::versioning::check_lock_request(&bucket, req.lock.as_ref(), now_millis())?;
         if let Some(len) = req.content_length
             && len > super::MAX_OBJECT_SIZE
         {
@@ -132,18 +136,17 @@ impl Engine {
         attrs.etag = etag.clone();
         attrs.checksum_type = (!checksums.is_empty()).then(|| "FULL_OBJECT".to_owned());
         attrs.checksums = checksums.clone();
-        let version_id = "null".to_owned();
         let commit = ObjectCommit {
             tenant_id: tenant.id,
             bucket: req.bucket.clone(),
             key: req.key.clone(),
-            version_id: version_id.clone(),
             attrs,
             created_at: now_millis(),
             manifest: Manifest::single(staged.chunks),
             new_chunks: staged.new_chunks,
             new_packs: staged.new_packs,
             conditions: req.conditions,
+            lock: req.lock,
         };
         let outcome = self.inner.meta.commit_object(commit).await;
         if let Err(e) = &outcome
@@ -167,7 +170,7 @@ impl Engine {
         );
         Ok(PutOutcome {
             etag,
-            version_id,
+            version_id: super::shown_version_id(&bucket, &outcome.version_id),
             size: staged.size,
             checksums,
         })

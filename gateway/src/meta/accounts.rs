@@ -4,7 +4,8 @@
 //! the name, so that a concurrent race for one name ends in the same typed
 //! error as a plain duplicate, on both stores.
 
-use super::model::{Bucket, Page, Policy, Tenant, TenantId, User};
+use super::lock::{BucketLock, DefaultRetention, RetentionMode, RetentionPeriod};
+use super::model::{Bucket, Page, Policy, Tenant, TenantId, User, Versioning};
 use super::objects::{fetch_limit, page, prefix_successor};
 use super::sql::{Cols, Row, Tx, params};
 use super::{MetaError, MetaResult};
@@ -37,17 +38,26 @@ const USERS_OF: &str = "SELECT access_key, tenant_id, name, secret_sealed, polic
      FROM users WHERE tenant_id = $1 ORDER BY access_key";
 const DELETE_USER: &str = "DELETE FROM users WHERE access_key = $1";
 
-const INSERT_BUCKET: &str = "INSERT INTO buckets (name, tenant_id, backend, created_at) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING name";
-const BUCKET: &str = "SELECT name, tenant_id, backend, created_at FROM buckets WHERE name = $1";
-const BUCKETS_OF: &str = "SELECT name, tenant_id, backend, created_at FROM buckets \
+const INSERT_BUCKET: &str = "INSERT INTO buckets (name, tenant_id, backend, created_at, \
+     versioning, object_lock, lock_default_mode, lock_default_days, lock_default_years) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING name";
+// Every read of a bucket row selects these columns, in this order (bucket_from).
+const BUCKET: &str = "SELECT name, tenant_id, backend, created_at, versioning, object_lock, \
+     lock_default_mode, lock_default_days, lock_default_years FROM buckets WHERE name = $1";
+const BUCKETS_OF: &str = "SELECT name, tenant_id, backend, created_at, versioning, object_lock, \
+     lock_default_mode, lock_default_days, lock_default_years FROM buckets \
      WHERE tenant_id = $1 ORDER BY name";
 // Pages of a tenant's buckets from a lower bound (inclusive), below an
 // optional upper bound (the prefix's successor).
-const BUCKETS_PAGE: &str = "SELECT name, tenant_id, backend, created_at FROM buckets \
+const BUCKETS_PAGE: &str = "SELECT name, tenant_id, backend, created_at, versioning, object_lock, \
+     lock_default_mode, lock_default_days, lock_default_years FROM buckets \
      WHERE tenant_id = $1 AND name >= $2 ORDER BY name LIMIT $3";
-const BUCKETS_PAGE_TO: &str = "SELECT name, tenant_id, backend, created_at FROM buckets \
+const BUCKETS_PAGE_TO: &str = "SELECT name, tenant_id, backend, created_at, versioning, object_lock, \
+     lock_default_mode, lock_default_days, lock_default_years FROM buckets \
      WHERE tenant_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4";
+pub(crate) const RECORD_VERSIONING: &str =
+    "INSERT INTO bucket_versioning (bucket, at, status) VALUES ($1, $2, $3)";
+const DELETE_VERSIONING: &str = "DELETE FROM bucket_versioning WHERE bucket = $1";
 // FOR UPDATE waits for commits that hold the bucket row FOR SHARE, so the
 // emptiness checks below see every version committed before the delete.
 const BUCKET_EXCLUSIVE: &str = "SELECT name FROM buckets WHERE name = $1 FOR UPDATE";
@@ -83,14 +93,57 @@ fn user_from(row: &Row) -> MetaResult<User> {
     })
 }
 
-fn bucket_from(row: &Row) -> MetaResult<Bucket> {
+/// A bucket row as selected by `BUCKET` (and the other bucket reads).
+pub(crate) fn bucket_from(row: &Row) -> MetaResult<Bucket> {
     let c = Cols::new(row, "buckets");
+    let name = c.text(0)?;
+    let versioning = c.text(4)?;
+    let versioning = Versioning::parse(&versioning).ok_or_else(|| {
+        MetaError::Corrupt(format!("bucket {name}: unknown versioning {versioning:?}"))
+    })?;
+    let object_lock = if c.bool(5)? {
+        Some(BucketLock {
+            default_retention: default_retention(&c, &name)?,
+        })
+    } else {
+        None
+    };
     Ok(Bucket {
-        name: c.text(0)?,
         tenant_id: c.tenant(1)?,
         backend: c.text(2)?,
         created_at: c.i64(3)?,
+        versioning,
+        object_lock,
+        name,
     })
+}
+
+/// Columns 6-8 of a bucket row: mode and days or years, or all NULL.
+fn default_retention(c: &Cols<'_>, name: &str) -> MetaResult<Option<DefaultRetention>> {
+    let Some(mode) = c.opt_text(6)? else {
+        return Ok(None);
+    };
+    let bad = |what: &str| MetaError::Corrupt(format!("bucket {name}: default retention {what}"));
+    let mode = RetentionMode::parse(&mode).ok_or_else(|| bad("has an unknown mode"))?;
+    let period = match (c.opt_i64(7)?, c.opt_i64(8)?) {
+        (Some(d), None) => RetentionPeriod::Days(u32::try_from(d).map_err(|_| bad("days"))?),
+        (None, Some(y)) => RetentionPeriod::Years(u32::try_from(y).map_err(|_| bad("years"))?),
+        _ => return Err(bad("needs exactly one of days and years")),
+    };
+    Ok(Some(DefaultRetention { mode, period }))
+}
+
+/// The default retention as the columns store it: (mode, days, years).
+pub(crate) fn default_retention_columns(
+    lock: Option<&BucketLock>,
+) -> (Option<&'static str>, Option<i64>, Option<i64>) {
+    match lock.and_then(|l| l.default_retention) {
+        None => (None, None, None),
+        Some(d) => match d.period {
+            RetentionPeriod::Days(n) => (Some(d.mode.as_str()), Some(i64::from(n)), None),
+            RetentionPeriod::Years(n) => (Some(d.mode.as_str()), None, Some(i64::from(n))),
+        },
+    }
 }
 
 fn all<T>(rows: &[Row], f: fn(&Row) -> MetaResult<T>) -> MetaResult<Vec<T>> {
@@ -228,9 +281,16 @@ pub(crate) async fn delete_user(tx: &mut dyn Tx, access_key: &str) -> MetaResult
 
 pub(crate) async fn create_bucket(tx: &mut dyn Tx, b: &Bucket) -> MetaResult<()> {
     require_tenant(tx, b.tenant_id).await?;
+    if b.object_lock.is_some() && b.versioning != Versioning::Enabled {
+        return Err(MetaError::InvalidBucketState(format!(
+            "bucket {}: Object Lock needs versioning enabled",
+            b.name
+        )));
+    }
     // The holder of the name can vanish between our insert and our look
     // (a concurrent delete): then the name is free again, try once more.
     for _ in 0..3 {
+        let (mode, days, years) = default_retention_columns(b.object_lock.as_ref());
         let rows = tx
             .query(
                 INSERT_BUCKET,
@@ -238,11 +298,22 @@ pub(crate) async fn create_bucket(tx: &mut dyn Tx, b: &Bucket) -> MetaResult<()>
                     b.name.as_str(),
                     b.tenant_id,
                     b.backend.as_str(),
-                    b.created_at
+                    b.created_at,
+                    b.versioning.as_str(),
+                    b.object_lock.is_some(),
+                    mode,
+                    days,
+                    years,
                 ],
             )
             .await?;
         if !rows.is_empty() {
+            // Point-in-time restore reads the state a bucket was created in.
+            tx.execute(
+                RECORD_VERSIONING,
+                &params![b.name.as_str(), b.created_at, b.versioning.as_str()],
+            )
+            .await?;
             return Ok(());
         }
         if let Some(row) = tx.query_opt(BUCKET, &params![b.name.as_str()]).await? {
@@ -308,6 +379,7 @@ pub(crate) async fn delete_bucket(tx: &mut dyn Tx, name: &str) -> MetaResult<()>
     {
         return Err(MetaError::BucketNotEmpty(name.to_owned()));
     }
+    tx.execute(DELETE_VERSIONING, &params![name]).await?;
     tx.execute(DELETE_BUCKET, &params![name]).await?;
     Ok(())
 }

@@ -25,6 +25,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0002_gc",
         sql: include_str!("../../migrations/sqlite/0002_gc.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_versioning",
+        sql: include_str!("../../migrations/sqlite/0003_versioning.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -37,6 +42,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "0002_gc",
         sql: include_str!("../../migrations/pg/0002_gc.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_versioning",
+        sql: include_str!("../../migrations/pg/0003_versioning.sql"),
     },
 ];
 

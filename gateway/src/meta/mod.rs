@@ -5,6 +5,7 @@
 //! single transaction: that commit is the linearization point of the request.
 
 pub mod conninfo;
+pub mod lock;
 pub mod manifest;
 pub mod model;
 pub mod postgres;
@@ -22,6 +23,7 @@ mod pg_tls;
 mod refs;
 mod sql;
 mod store;
+mod versions;
 
 use std::sync::Arc;
 
@@ -29,11 +31,15 @@ use async_trait::async_trait;
 
 pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
 pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
+pub use lock::{
+    BucketLock, DefaultRetention, LockUpdate, ObjectLock, Retention, RetentionMode, RetentionPeriod,
+};
 pub use manifest::{Manifest, ManifestChunk, ManifestHead, ManifestPart};
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::SqlStore;
+pub use versions::is_valid_version_id;
 
 /// Connections a PostgreSQL store opened by [`open`] keeps at most.
 pub const DEFAULT_PG_POOL_SIZE: usize = 16;
@@ -84,6 +90,15 @@ pub enum MetaError {
     BucketNotEmpty(String),
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
+    /// Object Lock (retention or legal hold) forbids the change.
+    #[error("locked: {0}")]
+    Locked(String),
+    /// The request does not fit the bucket or version (S3 InvalidRequest).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The bucket's state forbids the change (S3 InvalidBucketState).
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
     /// A chunk the request planned to reuse was collected before the commit;
     /// the client should retry the request.
     #[error("chunk {0} vanished before commit")]
@@ -180,6 +195,20 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
     ) -> MetaResult<Page<Bucket>>;
     /// BucketNotEmpty while any object version or multipart upload remains.
     async fn delete_bucket(&self, name: &str) -> MetaResult<()>;
+    /// Enables or suspends versioning and records the change with its time.
+    /// Never back to unversioned (InvalidRequest); a bucket with Object Lock
+    /// stays enabled (InvalidBucketState).
+    async fn set_bucket_versioning(
+        &self,
+        bucket: &str,
+        status: Versioning,
+        at: Millis,
+    ) -> MetaResult<()>;
+    /// Every versioning change of the bucket, oldest first.
+    async fn versioning_history(&self, bucket: &str) -> MetaResult<Vec<VersioningChange>>;
+    /// Enables Object Lock (permanent) with this default retention, or
+    /// changes the default. Versioning must be enabled (InvalidBucketState).
+    async fn set_bucket_object_lock(&self, bucket: &str, lock: BucketLock) -> MetaResult<()>;
 
     // --- objects ---
     /// The latest version when `version_id` is None (which may be a delete marker).
@@ -209,6 +238,29 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
         offset: u64,
         len: usize,
     ) -> MetaResult<Vec<u8>>;
+    /// Every version and delete marker with key starting with `prefix`, keys
+    /// in byte order and each key's versions newest first, at most `limit`.
+    /// `after` = (key, None) resumes after every version of that key;
+    /// (key, Some(version)) after that version of it.
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, Option<&str>)>,
+        limit: usize,
+    ) -> MetaResult<Page<VersionSummary>>;
+    /// Changes the retention or legal hold of a version (the latest when
+    /// `version_id` is None) under S3's rules: Locked when forbidden,
+    /// InvalidRequest on a bucket without Object Lock or on a delete marker.
+    /// Returns the version's lock after the change.
+    async fn update_object_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        update: LockUpdate,
+        now: Millis,
+    ) -> MetaResult<ObjectLock>;
     /// Latest, non-delete-marker versions with key starting with `prefix` and
     /// strictly greater than `after`, in byte order, at most `limit`.
     async fn list_objects(
@@ -236,17 +288,22 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
     ) -> MetaResult<Vec<(PackKey, String)>>;
     /// One transaction: evaluate conditions against the latest version; insert
     /// new packs and chunks (insert-or-increment); increment (and revive)
-    /// reused chunks, failing with ChunkVanished if one is gone; replace the
-    /// previous "null" version (decrementing its chunks); insert the version as
-    /// latest.
+    /// reused chunks, failing with ChunkVanished if one is gone; on a
+    /// versioning-enabled bucket add a version with a new id, else replace
+    /// the "null" version (decrementing its chunks; Locked if it is locked);
+    /// insert the version as latest with its Object Lock.
     async fn commit_object(&self, commit: ObjectCommit) -> MetaResult<CommitOutcome>;
-    /// Unversioned delete: remove the version and decrement its chunks. A
-    /// missing key is not an error (deleted_version = None).
+    /// S3's DeleteObject. With a version id: remove that version for good
+    /// and decrement its chunks (Locked if Object Lock forbids it; a missing
+    /// version is not an error). Without: unversioned buckets remove the
+    /// "null" version; enabled ones add a delete marker; suspended ones
+    /// replace the "null" version with a "null" delete marker.
     async fn delete_object(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        bypass_governance: bool,
     ) -> MetaResult<DeleteOutcome>;
 
     // --- multipart ---

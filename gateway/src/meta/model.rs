@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::lock::{BucketLock, ObjectLock};
 use super::manifest::Manifest;
 
 /// Tenant ids are UUIDs; their 16 bytes go into chunk AADs.
@@ -81,6 +82,48 @@ pub struct Bucket {
     /// Name of the backend (from the config) its packs go to.
     pub backend: String,
     pub created_at: Millis,
+    pub versioning: Versioning,
+    /// Some when Object Lock is enabled (permanent; versioning stays enabled).
+    pub object_lock: Option<BucketLock>,
+}
+
+/// A bucket's versioning state. A bucket starts unversioned and, once
+/// versioning was enabled, is only ever enabled or suspended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Versioning {
+    /// Writes replace the one "null" version of a key.
+    #[default]
+    Unversioned,
+    /// Every write adds a version with a new id; deletes add delete markers.
+    Enabled,
+    /// Writes replace the "null" version; older versions stay.
+    Suspended,
+}
+
+impl Versioning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Versioning::Unversioned => "unversioned",
+            Versioning::Enabled => "enabled",
+            Versioning::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unversioned" => Some(Versioning::Unversioned),
+            "enabled" => Some(Versioning::Enabled),
+            "suspended" => Some(Versioning::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// One change of a bucket's versioning state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersioningChange {
+    pub at: Millis,
+    pub status: Versioning,
 }
 
 /// The representation and integrity data stored with an object version.
@@ -108,13 +151,26 @@ pub struct ObjectAttrs {
 pub struct ObjectVersion {
     pub bucket: String,
     pub key: String,
-    /// "null" for objects written while versioning is off.
+    /// "null" for objects written while versioning is off or suspended.
     pub version_id: String,
     pub is_latest: bool,
     pub delete_marker: bool,
     pub attrs: ObjectAttrs,
     pub created_at: Millis,
     pub manifest: Manifest,
+    pub lock: ObjectLock,
+}
+
+/// One row of a version listing: a version or a delete marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionSummary {
+    pub key: String,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    pub size: u64,
+    pub etag: String,
+    pub created_at: Millis,
 }
 
 /// One row of a listing (latest, non-delete-marker versions).
@@ -164,13 +220,14 @@ pub struct WriteConditions {
     pub if_none_match: Option<String>,
 }
 
-/// Everything one PutObject / CompleteMultipartUpload / CopyObject commits at once.
+/// Everything one PutObject / CompleteMultipartUpload / CopyObject commits at
+/// once. The version id is the store's choice, from the bucket's versioning
+/// state inside the transaction: a new id when enabled, else "null".
 #[derive(Clone, Debug)]
 pub struct ObjectCommit {
     pub tenant_id: TenantId,
     pub bucket: String,
     pub key: String,
-    pub version_id: String,
     pub attrs: ObjectAttrs,
     pub created_at: Millis,
     pub manifest: Manifest,
@@ -179,11 +236,17 @@ pub struct ObjectCommit {
     pub new_chunks: Vec<NewChunk>,
     pub new_packs: Vec<NewPack>,
     pub conditions: WriteConditions,
+    /// The Object Lock the request asked for (x-amz-object-lock-* headers);
+    /// None takes the bucket's default retention. A bucket without Object
+    /// Lock refuses Some.
+    pub lock: Option<ObjectLock>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitOutcome {
-    /// The version that was latest before and is now gone (unversioned overwrite).
+    /// The id of the version the commit wrote.
+    pub version_id: String,
+    /// The "null" version this commit replaced (unversioned or suspended overwrite).
     pub replaced: Option<String>,
     /// New chunks whose row another concurrent upload created first: their
     /// frames in our packs are dead bytes.
@@ -192,8 +255,13 @@ pub struct CommitOutcome {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteOutcome {
+    /// The version removed for good, if any.
     pub deleted_version: Option<String>,
+    /// Whether the version removed was a delete marker.
     pub delete_marker: bool,
+    /// The delete marker this delete added (versioned or suspended bucket,
+    /// no version id given).
+    pub created_marker: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,6 +275,8 @@ pub struct MultipartUpload {
     /// The checksum algorithm the client announced, if any.
     pub checksum_algorithm: Option<String>,
     pub created_at: Millis,
+    /// Object Lock headers of CreateMultipartUpload, applied at completion.
+    pub object_lock: Option<ObjectLock>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

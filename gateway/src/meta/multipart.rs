@@ -19,9 +19,9 @@ use super::sql::{Cols, Row, Tx, lock_key, params};
 use super::{MetaError, MetaResult};
 
 const INSERT_UPLOAD: &str = "INSERT INTO multipart_uploads \
-     (upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING upload_id";
-const GET_UPLOAD: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at \
+     (upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at, object_lock) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING upload_id";
+const GET_UPLOAD: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at, object_lock \
      FROM multipart_uploads WHERE upload_id = $1";
 const UPLOAD_SHARED: &str =
     "SELECT bucket, key, tenant_id FROM multipart_uploads WHERE upload_id = $1 FOR SHARE";
@@ -30,16 +30,16 @@ const UPLOAD_EXCLUSIVE: &str =
 const UPLOAD_EXISTS: &str = "SELECT upload_id FROM multipart_uploads WHERE upload_id = $1";
 const DELETE_UPLOAD: &str = "DELETE FROM multipart_uploads WHERE upload_id = $1";
 
-const LIST_FROM_TO: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at \
+const LIST_FROM_TO: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at, object_lock \
      FROM multipart_uploads WHERE bucket = $1 AND key >= $2 AND key < $3 \
      ORDER BY key, upload_id LIMIT $4";
-const LIST_FROM: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at \
+const LIST_FROM: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at, object_lock \
      FROM multipart_uploads WHERE bucket = $1 AND key >= $2 \
      ORDER BY key, upload_id LIMIT $3";
-const LIST_AFTER_TO: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at \
+const LIST_AFTER_TO: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at, object_lock \
      FROM multipart_uploads WHERE bucket = $1 AND (key, upload_id) > ($2, $3) AND key < $4 \
      ORDER BY key, upload_id LIMIT $5";
-const LIST_AFTER: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at \
+const LIST_AFTER: &str = "SELECT upload_id, bucket, key, tenant_id, attrs, checksum_algorithm, created_at, object_lock \
      FROM multipart_uploads WHERE bucket = $1 AND (key, upload_id) > ($2, $3) \
      ORDER BY key, upload_id LIMIT $4";
 
@@ -66,12 +66,27 @@ fn upload_from(row: &Row) -> MetaResult<MultipartUpload> {
         attrs,
         checksum_algorithm: c.opt_text(5)?,
         created_at: c.i64(6)?,
+        object_lock: c
+            .opt_text(7)?
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| MetaError::Corrupt(format!("object lock of {}: {e}", whose())))?,
         upload_id,
     })
 }
 
 pub(crate) async fn create(tx: &mut dyn Tx, u: &MultipartUpload) -> MetaResult<()> {
-    lock_bucket_for(tx, &u.bucket, u.tenant_id).await?;
+    let bucket = lock_bucket_for(tx, &u.bucket, u.tenant_id).await?;
+    if u.object_lock.is_some() && bucket.object_lock.is_none() {
+        return Err(MetaError::InvalidRequest(
+            "Bucket is missing Object Lock Configuration".into(),
+        ));
+    }
+    let object_lock = u
+        .object_lock
+        .map(|l| serde_json::to_string(&l))
+        .transpose()
+        .map_err(|e| MetaError::Internal(format!("encoding an object lock: {e}")))?;
     let rows = tx
         .query(
             INSERT_UPLOAD,
@@ -83,6 +98,7 @@ pub(crate) async fn create(tx: &mut dyn Tx, u: &MultipartUpload) -> MetaResult<(
                 attrs_to_json(&u.attrs)?,
                 u.checksum_algorithm.as_deref(),
                 u.created_at,
+                object_lock,
             ],
         )
         .await?;
@@ -322,7 +338,7 @@ pub(crate) async fn complete(
             upload.tenant, commit.tenant_id
         )));
     }
-    lock_bucket_for(tx, &commit.bucket, commit.tenant_id).await?;
+    let bucket = lock_bucket_for(tx, &commit.bucket, commit.tenant_id).await?;
     check_commit_conditions(tx, commit).await?;
     let parts = stored_parts(tx, upload_id).await?;
     check_chosen_parts(upload_id, &commit.manifest, &parts)?;
@@ -334,7 +350,7 @@ pub(crate) async fn complete(
     }
     tx.execute(DELETE_PARTS, &params![upload_id]).await?;
     tx.execute(DELETE_UPLOAD, &params![upload_id]).await?;
-    store_version(tx, commit, changes, now).await
+    store_version(tx, commit, &bucket, changes, now).await
 }
 
 pub(crate) async fn abort(tx: &mut dyn Tx, upload_id: &str, now: Millis) -> MetaResult<()> {

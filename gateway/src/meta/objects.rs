@@ -1,47 +1,58 @@
 //! Object versions: reads, listings, the commit transaction and deletes.
 
+use super::accounts::bucket_from;
 use super::codec::{attrs_from_json, attrs_to_json, bare_etag, manifest_from, to_i64};
+use super::lock::{ObjectLock, Retention, RetentionMode};
 use super::manifest::{Manifest, ManifestError, ManifestHead};
 use super::model::{
-    CommitOutcome, DeleteOutcome, Millis, ObjectCommit, ObjectSummary, ObjectVersion, Page,
-    TenantId, WriteConditions,
+    Bucket, CommitOutcome, DeleteOutcome, Millis, ObjectAttrs, ObjectCommit, ObjectSummary,
+    ObjectVersion, Page, TenantId, Versioning, WriteConditions,
 };
 use super::refs::{self, RefChanges};
 use super::sql::{Cols, Row, Tx, lock_key, params};
+use super::versions::new_version_id;
 use super::{MetaError, MetaResult};
 
-const GET_LATEST: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, manifest \
-     FROM objects WHERE bucket = $1 AND key = $2 AND is_latest";
-const GET_VERSION: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, manifest \
-     FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+const GET_LATEST: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, manifest, \
+     lock_mode, lock_until, legal_hold FROM objects WHERE bucket = $1 AND key = $2 AND is_latest";
+const GET_VERSION: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, manifest, \
+     lock_mode, lock_until, legal_hold FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
 // The same without a manifest longer than $N bytes (NULL), with the
-// manifest's length; both stores compute length() without reading it.
+// manifest's length last; both stores compute length() without reading it.
 const GET_LATEST_BOUNDED: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, \
      CASE WHEN length(manifest) <= $3 THEN manifest ELSE NULL END, \
+     lock_mode, lock_until, legal_hold, \
      length(manifest) FROM objects WHERE bucket = $1 AND key = $2 AND is_latest";
 const GET_VERSION_BOUNDED: &str = "SELECT bucket, key, version_id, is_latest, delete_marker, attrs, created_at, \
      CASE WHEN length(manifest) <= $4 THEN manifest ELSE NULL END, \
+     lock_mode, lock_until, legal_hold, \
      length(manifest) FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
 /// Bytes of a large manifest read first, for its parts list (10,000 parts
 /// with their ETags need about 600 KB; most need far less).
 const PARTS_PREFIX: usize = 64 * 1024;
 const BUCKET_TENANT: &str = "SELECT tenant_id FROM buckets WHERE name = $1";
-const BUCKET_TENANT_SHARED: &str = "SELECT tenant_id FROM buckets WHERE name = $1 FOR SHARE";
+// The bucket row as accounts::bucket_from reads it, held against deletion
+// and against versioning changes until the transaction ends.
+const BUCKET_SHARED: &str = "SELECT name, tenant_id, backend, created_at, versioning, object_lock, \
+     lock_default_mode, lock_default_days, lock_default_years FROM buckets WHERE name = $1 FOR SHARE";
 const LATEST_ETAG: &str =
     "SELECT etag, delete_marker FROM objects WHERE bucket = $1 AND key = $2 AND is_latest";
-const VERSION_REFS: &str = "SELECT is_latest, delete_marker, manifest FROM objects \
-     WHERE bucket = $1 AND key = $2 AND version_id = $3";
+const VERSION_REFS: &str = "SELECT is_latest, delete_marker, manifest, lock_mode, lock_until, legal_hold \
+     FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+const NEWEST: &str = "SELECT seq, created_at FROM objects WHERE bucket = $1 AND key = $2 \
+     ORDER BY seq DESC LIMIT 1";
 const DELETE_VERSION: &str =
     "DELETE FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
 const CLEAR_LATEST: &str =
     "UPDATE objects SET is_latest = FALSE WHERE bucket = $1 AND key = $2 AND is_latest";
 const INSERT_VERSION: &str = "INSERT INTO objects \
-     (bucket, key, version_id, is_latest, delete_marker, size, etag, attrs, created_at, manifest) \
-     VALUES ($1, $2, $3, TRUE, FALSE, $4, $5, $6, $7, $8)";
+     (bucket, key, version_id, is_latest, delete_marker, size, etag, attrs, created_at, manifest, \
+      seq, lock_mode, lock_until, legal_hold) \
+     VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const PROMOTE_NEWEST: &str = "UPDATE objects SET is_latest = TRUE \
      WHERE bucket = $1 AND key = $2 AND version_id = \
      (SELECT version_id FROM objects WHERE bucket = $1 AND key = $2 \
-      ORDER BY created_at DESC, version_id DESC LIMIT 1)";
+      ORDER BY seq DESC LIMIT 1)";
 
 // Listings scan the (bucket, key) WHERE is_latest index over a key range:
 // `prefix <= key < successor(prefix)`, or `key > after` when that is tighter.
@@ -78,9 +89,38 @@ fn version_from(row: &Row) -> MetaResult<ObjectVersion> {
         attrs,
         created_at: c.i64(6)?,
         manifest,
+        lock: lock_from(&c, 8, &whose)?,
         bucket,
         key,
         version_id,
+    })
+}
+
+/// A version's Object Lock from its `lock_mode, lock_until, legal_hold`
+/// columns, starting at column `at`.
+pub(crate) fn lock_from(
+    c: &Cols<'_>,
+    at: usize,
+    whose: &dyn Fn() -> String,
+) -> MetaResult<ObjectLock> {
+    let retention = match (c.opt_text(at)?, c.opt_i64(at + 1)?) {
+        (None, None) => None,
+        (Some(mode), Some(until)) => Some(Retention {
+            mode: RetentionMode::parse(&mode).ok_or_else(|| {
+                MetaError::Corrupt(format!("{}: unknown retention mode {mode:?}", whose()))
+            })?,
+            until,
+        }),
+        _ => {
+            return Err(MetaError::Corrupt(format!(
+                "{}: retention mode and date must be set together",
+                whose()
+            )));
+        }
+    };
+    Ok(ObjectLock {
+        retention,
+        legal_hold: c.bool(at + 2)?,
     })
 }
 
@@ -122,7 +162,7 @@ pub(crate) async fn get_bounded(
         return Ok(None);
     };
     let c = Cols::new(&row, "objects");
-    let len = c.u64(8)?;
+    let len = c.u64(11)?;
     if len <= inline_limit as u64 {
         return version_from(&row).map(|v| Some((v, None)));
     }
@@ -153,6 +193,7 @@ pub(crate) async fn get_bounded(
             attrs,
             created_at: c.i64(6)?,
             manifest,
+            lock: lock_from(&c, 8, &whose)?,
             bucket,
             key,
             version_id: version,
@@ -295,23 +336,29 @@ async fn current_etag(tx: &mut dyn Tx, bucket: &str, key: &str) -> MetaResult<Op
     c.text(0).map(Some)
 }
 
-/// Locks the bucket row against deletion for the rest of the transaction and
-/// checks the commit's tenant owns it.
+/// Locks the bucket row against deletion and versioning changes for the
+/// rest of the transaction, and reads it.
+pub(crate) async fn lock_bucket(tx: &mut dyn Tx, bucket: &str) -> MetaResult<Bucket> {
+    match tx.query_opt(BUCKET_SHARED, &params![bucket]).await? {
+        Some(row) => bucket_from(&row),
+        None => Err(MetaError::NoSuchBucket(bucket.to_owned())),
+    }
+}
+
+/// `lock_bucket`, checking the committing tenant owns the bucket.
 pub(crate) async fn lock_bucket_for(
     tx: &mut dyn Tx,
     bucket: &str,
     tenant: TenantId,
-) -> MetaResult<()> {
-    let Some(row) = tx.query_opt(BUCKET_TENANT_SHARED, &params![bucket]).await? else {
-        return Err(MetaError::NoSuchBucket(bucket.to_owned()));
-    };
-    let owner = Cols::new(&row, "buckets").tenant(0)?;
-    if owner != tenant {
+) -> MetaResult<Bucket> {
+    let b = lock_bucket(tx, bucket).await?;
+    if b.tenant_id != tenant {
         return Err(MetaError::Internal(format!(
-            "bucket {bucket} belongs to tenant {owner}, not to the committing tenant {tenant}"
+            "bucket {bucket} belongs to tenant {}, not to the committing tenant {tenant}",
+            b.tenant_id
         )));
     }
-    Ok(())
+    Ok(b)
 }
 
 /// Evaluates the commit's conditions against the latest version.
@@ -330,6 +377,7 @@ struct StoredVersion {
     is_latest: bool,
     delete_marker: bool,
     manifest: Manifest,
+    lock: ObjectLock,
 }
 
 async fn stored_version(
@@ -350,24 +398,104 @@ async fn stored_version(
         is_latest: c.bool(0)?,
         delete_marker: c.bool(1)?,
         manifest: manifest_from(c.bytes(2)?, &whose)?,
+        lock: lock_from(&c, 3, &whose)?,
     }))
 }
 
-/// The end of every commit, once the key is locked and conditions hold:
-/// account references (the caller's `changes` plus the new manifest, minus
-/// the version it replaces), drop the replaced version and insert the new
-/// one as latest.
+/// Where a new version of a key goes: the next seq, and a creation time no
+/// earlier than the newest existing version's (clocks of several gateways
+/// may disagree), so a key's history is ordered the same by seq and by time
+/// and "the version current at T" is well defined.
+async fn next_slot(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    key: &str,
+    created_at: Millis,
+) -> MetaResult<(i64, Millis)> {
+    let Some(row) = tx.query_opt(NEWEST, &params![bucket, key]).await? else {
+        return Ok((1, created_at));
+    };
+    let c = Cols::new(&row, "objects");
+    Ok((c.i64(0)? + 1, created_at.max(c.i64(1)?)))
+}
+
+/// What a new row of `objects` holds besides its key and version id.
+struct NewRow<'a> {
+    delete_marker: bool,
+    attrs: &'a ObjectAttrs,
+    created_at: Millis,
+    manifest: &'a Manifest,
+    seq: i64,
+    lock: ObjectLock,
+}
+
+/// Makes `version` the key's latest version.
+async fn insert_latest(
+    tx: &mut dyn Tx,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    row: NewRow<'_>,
+) -> MetaResult<()> {
+    tx.execute(CLEAR_LATEST, &params![bucket, key]).await?;
+    let retention = row.lock.retention;
+    tx.execute(
+        INSERT_VERSION,
+        &params![
+            bucket,
+            key,
+            version,
+            row.delete_marker,
+            to_i64(row.attrs.size, "object size")?,
+            row.attrs.etag.as_str(),
+            attrs_to_json(row.attrs)?,
+            row.created_at,
+            row.manifest.encode(),
+            row.seq,
+            retention.map(|r| r.mode.as_str()),
+            retention.map(|r| r.until),
+            row.lock.legal_hold,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The end of every commit, once the key and the bucket row are locked and
+/// conditions hold: choose the version id from the bucket's versioning (a
+/// new one when enabled, else "null", replacing the "null" version), account
+/// references (the caller's `changes` plus the new manifest, minus the
+/// version it replaces), drop the replaced version and insert the new one as
+/// latest with its Object Lock.
 pub(crate) async fn store_version(
     tx: &mut dyn Tx,
     commit: &ObjectCommit,
+    b: &Bucket,
     mut changes: RefChanges,
     now: Millis,
 ) -> MetaResult<CommitOutcome> {
-    let (bucket, key, version) = (&commit.bucket, &commit.key, &commit.version_id);
-    let replaced = stored_version(tx, bucket, key, version).await?;
-    if let Some(old) = &replaced {
-        changes.release(&old.manifest);
-    }
+    let (bucket, key) = (&commit.bucket, &commit.key);
+    let (seq, created_at) = next_slot(tx, bucket, key, commit.created_at).await?;
+    let lock = match (&b.object_lock, commit.lock) {
+        (None, Some(_)) => {
+            return Err(MetaError::InvalidRequest(
+                "Bucket is missing Object Lock Configuration".into(),
+            ));
+        }
+        (None, None) => ObjectLock::default(),
+        (Some(bucket_lock), asked) => bucket_lock.for_new_version(asked, created_at),
+    };
+    let (version, replaced) = match b.versioning {
+        Versioning::Enabled => (new_version_id(seq), None),
+        Versioning::Unversioned | Versioning::Suspended => {
+            let old = stored_version(tx, bucket, key, "null").await?;
+            if let Some(old) = &old {
+                refuse_locked(&old.lock, bucket, key, "null", now, false)?;
+                changes.release(&old.manifest);
+            }
+            ("null".to_owned(), old)
+        }
+    };
     changes.add(&commit.manifest);
     let lost_races = refs::apply(
         tx,
@@ -379,28 +507,46 @@ pub(crate) async fn store_version(
     )
     .await?;
     if replaced.is_some() {
-        tx.execute(DELETE_VERSION, &params![bucket, key, version])
+        tx.execute(DELETE_VERSION, &params![bucket, key, version.as_str()])
             .await?;
     }
-    tx.execute(CLEAR_LATEST, &params![bucket, key]).await?;
-    tx.execute(
-        INSERT_VERSION,
-        &params![
-            bucket,
-            key,
-            version,
-            to_i64(commit.attrs.size, "object size")?,
-            commit.attrs.etag.as_str(),
-            attrs_to_json(&commit.attrs)?,
-            commit.created_at,
-            commit.manifest.encode(),
-        ],
+    insert_latest(
+        tx,
+        bucket,
+        key,
+        &version,
+        NewRow {
+            delete_marker: false,
+            attrs: &commit.attrs,
+            created_at,
+            manifest: &commit.manifest,
+            seq,
+            lock,
+        },
     )
     .await?;
     Ok(CommitOutcome {
         replaced: replaced.map(|_| version.clone()),
+        version_id: version,
         lost_races,
     })
+}
+
+/// Locked when Object Lock forbids removing this version now.
+fn refuse_locked(
+    lock: &ObjectLock,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    now: Millis,
+    bypass_governance: bool,
+) -> MetaResult<()> {
+    match lock.deletion_blocked(now, bypass_governance) {
+        Some(why) => Err(MetaError::Locked(format!(
+            "{bucket}/{key} version {version}: {why}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub(crate) async fn commit(
@@ -409,9 +555,9 @@ pub(crate) async fn commit(
     now: Millis,
 ) -> MetaResult<CommitOutcome> {
     tx.lock_key(key_lock(&commit.bucket, &commit.key)).await?;
-    lock_bucket_for(tx, &commit.bucket, commit.tenant_id).await?;
+    let bucket = lock_bucket_for(tx, &commit.bucket, commit.tenant_id).await?;
     check_commit_conditions(tx, commit).await?;
-    store_version(tx, commit, RefChanges::default(), now).await
+    store_version(tx, commit, &bucket, RefChanges::default(), now).await
 }
 
 pub(crate) async fn delete(
@@ -419,29 +565,90 @@ pub(crate) async fn delete(
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
+    bypass_governance: bool,
     now: Millis,
 ) -> MetaResult<DeleteOutcome> {
     tx.lock_key(key_lock(bucket, key)).await?;
-    let tenant = require_bucket(tx, bucket).await?;
-    let version = version_id.unwrap_or("null");
-    let Some(old) = stored_version(tx, bucket, key, version).await? else {
-        return Ok(DeleteOutcome {
-            deleted_version: None,
-            delete_marker: false,
-        });
+    let b = lock_bucket(tx, bucket).await?;
+    let mut out = DeleteOutcome {
+        deleted_version: None,
+        delete_marker: false,
+        created_marker: None,
     };
+    let remove = match (version_id, b.versioning) {
+        (Some(v), _) => Some(v),
+        (None, Versioning::Unversioned | Versioning::Suspended) => Some("null"),
+        (None, Versioning::Enabled) => None,
+    };
+    if let Some(v) = remove
+        && let Some(was_marker) = remove_version(tx, &b, key, v, bypass_governance, now).await?
+    {
+        out.deleted_version = Some(v.to_owned());
+        out.delete_marker = was_marker;
+    }
+    if version_id.is_none() && b.versioning != Versioning::Unversioned {
+        out.created_marker = Some(add_delete_marker(tx, &b, key, now).await?);
+    }
+    Ok(out)
+}
+
+/// Removes one version for good (Locked if Object Lock forbids it) and
+/// releases its references; promotes the newest remaining version if it was
+/// the latest. Some(was it a delete marker) if the version existed.
+async fn remove_version(
+    tx: &mut dyn Tx,
+    b: &Bucket,
+    key: &str,
+    version: &str,
+    bypass_governance: bool,
+    now: Millis,
+) -> MetaResult<Option<bool>> {
+    let Some(old) = stored_version(tx, &b.name, key, version).await? else {
+        return Ok(None);
+    };
+    refuse_locked(&old.lock, &b.name, key, version, now, bypass_governance)?;
     let mut changes = RefChanges::default();
     changes.release(&old.manifest);
-    refs::apply(tx, tenant, changes, &[], &[], now).await?;
-    tx.execute(DELETE_VERSION, &params![bucket, key, version])
+    refs::apply(tx, b.tenant_id, changes, &[], &[], now).await?;
+    tx.execute(DELETE_VERSION, &params![b.name.as_str(), key, version])
         .await?;
     if old.is_latest {
-        tx.execute(PROMOTE_NEWEST, &params![bucket, key]).await?;
+        tx.execute(PROMOTE_NEWEST, &params![b.name.as_str(), key])
+            .await?;
     }
-    Ok(DeleteOutcome {
-        deleted_version: Some(version.to_owned()),
-        delete_marker: old.delete_marker,
-    })
+    Ok(Some(old.delete_marker))
+}
+
+/// Adds a delete marker as the key's latest version: a new version id on an
+/// enabled bucket, "null" on a suspended one (whose "null" version the
+/// caller removed first). Returns its version id.
+async fn add_delete_marker(
+    tx: &mut dyn Tx,
+    b: &Bucket,
+    key: &str,
+    now: Millis,
+) -> MetaResult<String> {
+    let (seq, created_at) = next_slot(tx, &b.name, key, now).await?;
+    let version = match b.versioning {
+        Versioning::Enabled => new_version_id(seq),
+        Versioning::Unversioned | Versioning::Suspended => "null".to_owned(),
+    };
+    insert_latest(
+        tx,
+        &b.name,
+        key,
+        &version,
+        NewRow {
+            delete_marker: true,
+            attrs: &ObjectAttrs::default(),
+            created_at,
+            manifest: &Manifest::default(),
+            seq,
+            lock: ObjectLock::default(),
+        },
+    )
+    .await?;
+    Ok(version)
 }
 
 #[cfg(test)]

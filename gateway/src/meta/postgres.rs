@@ -409,6 +409,9 @@ fn pool_err(e: PoolError) -> MetaError {
 /// Connection loss, timeouts, shutdowns, exhausted resources and lost
 /// contention are "try again later" (503); everything else is a bug or a
 /// broken database.
+/// The SQLSTATE of the Object Lock trigger of migration 0002.
+const LOCK_TRIGGER_SQLSTATE: &str = "DZ001";
+
 fn pg_err(e: &tokio_postgres::Error, ctx: &str) -> MetaError {
     let msg = match e.as_db_error() {
         Some(db) => format!("PostgreSQL: {}: {db}", sql_context(ctx)),
@@ -441,6 +444,8 @@ fn pg_err(e: &tokio_postgres::Error, ctx: &str) -> MetaError {
     };
     if transient {
         MetaError::Unavailable(msg)
+    } else if e.code().is_some_and(|c| c.code() == LOCK_TRIGGER_SQLSTATE) {
+        MetaError::Locked(msg)
     } else {
         MetaError::Internal(msg)
     }

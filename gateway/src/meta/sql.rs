@@ -179,6 +179,13 @@ impl<'r> Cols<'r> {
         }
     }
 
+    pub(crate) fn opt_i64(&self, i: usize) -> MetaResult<Option<i64>> {
+        match self.get(i)? {
+            Value::Null => Ok(None),
+            _ => self.i64(i).map(Some),
+        }
+    }
+
     pub(crate) fn opt_text(&self, i: usize) -> MetaResult<Option<String>> {
         match self.get(i)? {
             Value::Null => Ok(None),

@@ -452,6 +452,9 @@ impl rusqlite::ToSql for Value {
     }
 }
 
+/// What the Object Lock trigger of migration 0002 says when it refuses a delete.
+const LOCK_TRIGGER_MESSAGE: &str = "protected by Object Lock";
+
 fn sqlite_err(e: rusqlite::Error, ctx: &str) -> MetaError {
     let msg = format!("SQLite: {}: {e}", sql_context(ctx));
     match e.sqlite_error_code() {
@@ -465,6 +468,10 @@ fn sqlite_err(e: rusqlite::Error, ctx: &str) -> MetaError {
             | ErrorCode::PermissionDenied,
         ) => MetaError::Unavailable(msg),
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => MetaError::Corrupt(msg),
+        // The objects_locked_delete trigger (migration 0002).
+        Some(ErrorCode::ConstraintViolation) if msg.contains(LOCK_TRIGGER_MESSAGE) => {
+            MetaError::Locked(msg)
+        }
         _ => MetaError::Internal(msg),
     }
 }

@@ -10,9 +10,10 @@ use async_trait::async_trait;
 
 use super::codec::now_millis;
 use super::manifest::ManifestHead;
+use super::lock::{BucketLock, LockUpdate, ObjectLock};
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
-use super::{MetaResult, MetaStore, accounts, check, multipart, objects, refs};
+use super::{MetaResult, MetaStore, accounts, check, multipart, objects, refs, versions};
 
 /// The metadata store over one database; see `SqliteStore` and `PgStore`.
 pub struct SqlStore<D> {
@@ -228,6 +229,80 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         .await
     }
 
+    async fn set_bucket_versioning(
+        &self,
+        bucket: &str,
+        status: Versioning,
+        at: Millis,
+    ) -> MetaResult<()> {
+        let bucket = bucket.to_owned();
+        write(
+            &self.db,
+            "set_bucket_versioning",
+            tx_job!(tx, [bucket] => versions::set_versioning(tx, &bucket, status, at).await),
+        )
+        .await
+    }
+
+    async fn versioning_history(&self, bucket: &str) -> MetaResult<Vec<VersioningChange>> {
+        let bucket = bucket.to_owned();
+        read(
+            &self.db,
+            "versioning_history",
+            tx_job!(tx, [bucket] => versions::history(tx, &bucket).await),
+        )
+        .await
+    }
+
+    async fn set_bucket_object_lock(&self, bucket: &str, lock: BucketLock) -> MetaResult<()> {
+        let bucket = bucket.to_owned();
+        write(
+            &self.db,
+            "set_bucket_object_lock",
+            tx_job!(tx, [bucket] => versions::set_object_lock(tx, &bucket, lock).await),
+        )
+        .await
+    }
+
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, Option<&str>)>,
+        limit: usize,
+    ) -> MetaResult<Page<VersionSummary>> {
+        let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
+        let after = after.map(|(k, v)| (k.to_owned(), v.map(str::to_owned)));
+        read(
+            &self.db,
+            "list_versions",
+            tx_job!(tx, [bucket, prefix, after] => {
+                let after = after.as_ref().map(|(k, v)| (k.as_str(), v.as_deref()));
+                versions::list_versions(tx, &bucket, &prefix, after, limit).await
+            }),
+        )
+        .await
+    }
+
+    async fn update_object_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        update: LockUpdate,
+        now: Millis,
+    ) -> MetaResult<ObjectLock> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let version = version_id.map(str::to_owned);
+        write(
+            &self.db,
+            "update_object_lock",
+            tx_job!(tx, [bucket, key, version] =>
+                versions::update_lock(tx, &bucket, &key, version.as_deref(), update, now).await),
+        )
+        .await
+    }
+
     async fn get_object(
         &self,
         bucket: &str,
@@ -366,6 +441,7 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        bypass_governance: bool,
     ) -> MetaResult<DeleteOutcome> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let version = version_id.map(str::to_owned);
@@ -373,7 +449,8 @@ impl<D: Driver> MetaStore for SqlStore<D> {
             &self.db,
             "delete_object",
             tx_job!(tx, [bucket, key, version] =>
-                objects::delete(tx, &bucket, &key, version.as_deref(), now_millis()).await),
+                objects::delete(tx, &bucket, &key, version.as_deref(), bypass_governance,
+                                now_millis()).await),
         )
         .await
     }

@@ -30,7 +30,11 @@ pub async fn create_bucket(
             lc.as_str()
         ));
     }
-    s.engine.create_bucket(&who, &i.bucket).await.s3()?;
+    let object_lock = i.object_lock_enabled_for_bucket.unwrap_or(false);
+    s.engine
+        .create_bucket(&who, &i.bucket, object_lock)
+        .await
+        .s3()?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", i.bucket)),
     }))

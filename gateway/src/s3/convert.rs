@@ -34,6 +34,11 @@ pub fn http_date(t: &Timestamp) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
+/// HTTP-date text of a millisecond time (Last-Modified of error responses).
+pub fn http_date_of(ms: i64) -> String {
+    http_date(&timestamp(ms)).unwrap_or_default()
+}
+
 pub fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, s).ok()
 }

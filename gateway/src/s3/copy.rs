@@ -79,9 +79,14 @@ pub async fn copy_object(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
+    let lock = super::object_lock::requested_lock(
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )?;
     let out = s
         .engine
-        .copy_object(&who, src, &i.bucket, &i.key, directive, write)
+        .copy_object(&who, src, &i.bucket, &i.key, directive, write, lock)
         .await
         .s3()?;
     let mut result = CopyObjectResult {
@@ -94,6 +99,7 @@ pub async fn copy_object(
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
         copy_source_version_id: out.source_version,
+        version_id: out.version_id,
         ..Default::default()
     }))
 }

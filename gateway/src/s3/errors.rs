@@ -11,6 +11,21 @@ pub fn to_s3(e: EngineError) -> S3Error {
         EngineError::NoSuchKey(_) => C::NoSuchKey,
         EngineError::NoSuchVersion(_) => C::NoSuchVersion,
         EngineError::NoSuchUpload(_) => C::NoSuchUpload,
+        EngineError::DeleteMarker {
+            addressed: false, ..
+        } => C::NoSuchKey,
+        EngineError::DeleteMarker {
+            addressed: true, ..
+        } => C::MethodNotAllowed,
+        EngineError::ObjectLocked(_) => C::AccessDenied,
+        EngineError::InvalidBucketState(_) => C::InvalidBucketState,
+        EngineError::NoSuchObjectLockConfiguration(_) => {
+            C::Custom("NoSuchObjectLockConfiguration".into())
+        }
+        EngineError::ObjectLockConfigurationNotFound(_) => {
+            C::Custom("ObjectLockConfigurationNotFoundError".into())
+        }
+        EngineError::NotImplemented(_) => C::NotImplemented,
         EngineError::AccessDenied(_) => C::AccessDenied,
         EngineError::BucketAlreadyExists(_) => C::BucketAlreadyExists,
         EngineError::BucketAlreadyOwnedByYou(_) => C::BucketAlreadyOwnedByYou,
@@ -60,6 +75,40 @@ pub fn to_s3(e: EngineError) -> S3Error {
         EngineError::InvalidPartNumber => {
             let mut err = S3Error::with_message(code, e.to_string());
             err.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            err
+        }
+        EngineError::DeleteMarker {
+            key,
+            version_id,
+            last_modified,
+            addressed,
+        } => {
+            let message = if *addressed {
+                "The specified method is not allowed against this resource.".to_owned()
+            } else {
+                format!("The specified key does not exist: {key}")
+            };
+            let mut err = S3Error::with_message(code, message);
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "x-amz-delete-marker",
+                http::HeaderValue::from_static("true"),
+            );
+            if let Ok(v) = http::HeaderValue::from_str(version_id) {
+                headers.insert("x-amz-version-id", v);
+            }
+            if let Ok(v) =
+                http::HeaderValue::from_str(&super::convert::http_date_of(*last_modified))
+            {
+                headers.insert(http::header::LAST_MODIFIED, v);
+            }
+            err.set_headers(headers);
+            err
+        }
+        EngineError::NoSuchObjectLockConfiguration(_)
+        | EngineError::ObjectLockConfigurationNotFound(_) => {
+            let mut err = S3Error::with_message(code, e.to_string());
+            err.set_status_code(http::StatusCode::NOT_FOUND);
             err
         }
         _ => S3Error::with_message(code, e.to_string()),

@@ -278,6 +278,14 @@ fn operation<B>(req: &Request<B>, t: &Target) -> &'static str {
         (Method::GET, true, false) if has("location") => "GetBucketLocation",
         (Method::GET, true, false) if has("uploads") => "ListMultipartUploads",
         (Method::GET, true, false) if has("versions") => "ListObjectVersions",
+        (Method::GET, true, false) if has("versioning") => "GetBucketVersioning",
+        (Method::GET, true, false) if has("object-lock") => "GetObjectLockConfiguration",
+        (Method::GET, true, true) if has("retention") => "GetObjectRetention",
+        (Method::GET, true, true) if has("legal-hold") => "GetObjectLegalHold",
+        (Method::PUT, true, false) if has("versioning") => "PutBucketVersioning",
+        (Method::PUT, true, false) if has("object-lock") => "PutObjectLockConfiguration",
+        (Method::PUT, true, true) if has("retention") => "PutObjectRetention",
+        (Method::PUT, true, true) if has("legal-hold") => "PutObjectLegalHold",
         (Method::GET, true, false) if t.values("list-type").any(|v| v == "2") => "ListObjectsV2",
         (Method::GET, true, false) => "ListObjects",
         (Method::GET, true, true) if has("uploadId") => "ListParts",
@@ -648,6 +656,14 @@ mod tests {
         assert_eq!(
             name(&req(Method::PUT, "/b/k", &[("x-amz-copy-source", "/a/b")])),
             "CopyObject"
+        );
+        assert_eq!(
+            name(&req(Method::PUT, "/b?versioning", &[])),
+            "PutBucketVersioning"
+        );
+        assert_eq!(
+            name(&req(Method::GET, "/b/k?retention&versionId=v", &[])),
+            "GetObjectRetention"
         );
     }
 

@@ -12,7 +12,7 @@ use crate::engine::{ListOutcome, ListParams};
 
 const DEFAULT_MAX_KEYS: i32 = 1000;
 
-fn max_keys(v: Option<i32>) -> S3Result<usize> {
+pub(super) fn max_keys(v: Option<i32>) -> S3Result<usize> {
     match v {
         None => Ok(DEFAULT_MAX_KEYS as usize),
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),
@@ -20,7 +20,7 @@ fn max_keys(v: Option<i32>) -> S3Result<usize> {
     }
 }
 
-fn url_mode(e: Option<&EncodingType>) -> S3Result<bool> {
+pub(super) fn url_mode(e: Option<&EncodingType>) -> S3Result<bool> {
     match e.map(EncodingType::as_str) {
         None => Ok(false),
         Some(EncodingType::URL) => Ok(true),

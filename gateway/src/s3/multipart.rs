@@ -62,6 +62,11 @@ pub async fn create_multipart_upload(
         return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
     }
     let checksum_algorithm = algorithm(i.checksum_algorithm.as_ref())?;
+    let lock = super::object_lock::requested_lock(
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )?;
     let upload = s
         .engine
         .create_multipart(
@@ -72,6 +77,7 @@ pub async fn create_multipart_upload(
                 attrs: request_attrs!(i),
                 checksum_algorithm,
                 checksum_type: i.checksum_type.map(|t| t.as_str().to_owned()),
+                lock,
             },
         )
         .await
@@ -241,6 +247,7 @@ pub async fn complete_multipart_upload(
         e_tag: Some(etag(&out.etag)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
         checksum_type: out.checksum_type.map(ChecksumType::from),
+        version_id: out.version_id,
         ..Default::default()
     };
     set_checksums!(output, out.checksums);

@@ -11,11 +11,12 @@ use super::convert::{
     checksum_fields, etag, etag_condition, millis, parse_http_date, request_attrs, timestamp,
 };
 use super::errors::{IntoS3, to_s3};
+use super::object_lock::{lock_headers, requested_lock};
 use crate::engine::{
     ByteRange, ChecksumAlgorithm, EngineError, ExpectedChecksums, GetOutcome, GetRequest,
-    PutRequest, ReadConditions, parse_part_number, part_span,
+    PutRequest, ReadConditions, parse_part_number, part_span, shown_version_id,
 };
-use crate::meta::{ObjectVersion, WriteConditions};
+use crate::meta::{DeleteOutcome, ObjectVersion, WriteConditions};
 
 /// DeleteObjects accepts at most this many keys, as S3 does.
 const MAX_DELETE_KEYS: usize = 1000;
@@ -76,6 +77,11 @@ pub async fn put_object(
         return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
     }
     let attrs = request_attrs!(req.input);
+    let lock = requested_lock(
+        req.input.object_lock_mode.as_ref(),
+        req.input.object_lock_retain_until_date.as_ref(),
+        req.input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let PutObjectInput {
         body,
         bucket,
@@ -95,12 +101,14 @@ pub async fn put_object(
         },
         expected,
         content_length: content_length.and_then(|l| u64::try_from(l).ok()),
+        lock,
     };
     let body = body.ok_or_else(|| s3_error!(IncompleteBody, "a request body is required"))?;
     let out = s.engine.put_object(&who, request, body).await.s3()?;
     let mut output = PutObjectOutput {
         e_tag: Some(etag(&out.etag)),
         size: i64::try_from(out.size).ok(),
+        version_id: out.version_id,
         ..Default::default()
     };
     super::multipart::set_checksums!(output, out.checksums);
@@ -170,6 +178,7 @@ pub async fn get_object(
         i.if_unmodified_since.as_ref(),
     );
     let GetOutcome {
+        bucket,
         version,
         parts_count,
         range: span,
@@ -191,6 +200,7 @@ pub async fn get_object(
         .await
         .s3()?;
     let rep = representation(&version);
+    let lock = lock_headers(&version.lock);
     let a = &version.attrs;
     // Whole-object checksums describe whole objects: not sent for ranges.
     let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
@@ -218,8 +228,11 @@ pub async fn get_object(
         e_tag: Some(etag(&a.etag)),
         last_modified: Some(timestamp(version.created_at)),
         metadata: rep.metadata,
-        version_id: (version.version_id != "null").then(|| version.version_id.clone()),
+        version_id: shown_version_id(&bucket, &version.version_id),
         parts_count: parts_count.and_then(|n| i32::try_from(n).ok()),
+        object_lock_mode: lock.mode,
+        object_lock_retain_until_date: lock.until,
+        object_lock_legal_hold_status: lock.legal_hold,
         ..Default::default()
     };
     if with_checksums {
@@ -242,7 +255,7 @@ pub async fn head_object(
         i.if_modified_since.as_ref(),
         i.if_unmodified_since.as_ref(),
     );
-    let version = s
+    let (bucket, version, _) = s
         .engine
         .head_object(
             &who,
@@ -269,6 +282,7 @@ pub async fn head_object(
         (None, None) => (None, None),
     };
     let rep = representation(&version);
+    let lock = lock_headers(&version.lock);
     let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
     let mut output = HeadObjectOutput {
         accept_ranges: Some("bytes".into()),
@@ -283,8 +297,11 @@ pub async fn head_object(
         e_tag: Some(etag(&a.etag)),
         last_modified: Some(timestamp(version.created_at)),
         metadata: rep.metadata,
-        version_id: (version.version_id != "null").then(|| version.version_id.clone()),
+        version_id: shown_version_id(&bucket, &version.version_id),
         parts_count: parts_count.and_then(|n| i32::try_from(n).ok()),
+        object_lock_mode: lock.mode,
+        object_lock_retain_until_date: lock.until,
+        object_lock_legal_hold_status: lock.legal_hold,
         ..Default::default()
     };
     if with_checksums {
@@ -300,16 +317,33 @@ pub async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let who = s.principal(&req).await?;
     let i = &req.input;
-    let out = s
+    let (bucket, out) = s
         .engine
-        .delete_object(&who, &i.bucket, &i.key, i.version_id.as_deref())
+        .delete_object(
+            &who,
+            &i.bucket,
+            &i.key,
+            i.version_id.as_deref(),
+            i.bypass_governance_retention.unwrap_or(false),
+        )
         .await
         .s3()?;
+    let (delete_marker, version_id) = deleted(&bucket, &out);
     Ok(S3Response::new(DeleteObjectOutput {
-        delete_marker: out.delete_marker.then_some(true),
-        version_id: out.deleted_version.filter(|v| v != "null"),
+        delete_marker: delete_marker.then_some(true),
+        version_id,
         ..Default::default()
     }))
+}
+
+/// What a delete answers: whether a delete marker is involved (created, or
+/// the version removed was one) and the version id concerned.
+fn deleted(bucket: &crate::meta::Bucket, out: &DeleteOutcome) -> (bool, Option<String>) {
+    match (&out.created_marker, &out.deleted_version) {
+        (Some(marker), _) => (true, shown_version_id(bucket, marker)),
+        (None, Some(v)) => (out.delete_marker, shown_version_id(bucket, v)),
+        (None, None) => (false, None),
+    }
 }
 
 pub async fn delete_objects(
@@ -337,22 +371,31 @@ pub async fn delete_objects(
         ));
     }
     let quiet = i.delete.quiet.unwrap_or(false);
-    let mut deleted = Vec::new();
+    let bypass = i.bypass_governance_retention.unwrap_or(false);
+    let mut deleted_objects = Vec::new();
     let mut errors = Vec::new();
     for obj in &i.delete.objects {
         match s
             .engine
-            .delete_object(&who, &i.bucket, &obj.key, obj.version_id.as_deref())
+            .delete_object(&who, &i.bucket, &obj.key, obj.version_id.as_deref(), bypass)
             .await
         {
             Ok(_) if quiet => {}
-            Ok(out) => deleted.push(DeletedObject {
-                key: Some(obj.key.clone()),
-                version_id: obj.version_id.clone(),
-                delete_marker: out.delete_marker.then_some(true),
-                ..Default::default()
-            }),
-            // A missing bucket or no permission fails the whole request.
+            Ok((bucket, out)) => {
+                let (marker, _) = deleted(&bucket, &out);
+                deleted_objects.push(DeletedObject {
+                    key: Some(obj.key.clone()),
+                    version_id: obj.version_id.clone(),
+                    delete_marker: marker.then_some(true),
+                    delete_marker_version_id: match (&out.created_marker, obj.version_id.as_ref()) {
+                        (Some(m), _) => shown_version_id(&bucket, m),
+                        (None, Some(v)) if out.delete_marker => Some(v.clone()),
+                        _ => None,
+                    },
+                })
+            }
+            // A missing bucket or no permission fails the whole request; a
+            // locked version fails its own entry.
             Err(e @ (EngineError::NoSuchBucket(_) | EngineError::AccessDenied(_))) => {
                 return Err(to_s3(e));
             }
@@ -368,7 +411,7 @@ pub async fn delete_objects(
         }
     }
     Ok(S3Response::new(DeleteObjectsOutput {
-        deleted: Some(deleted),
+        deleted: Some(deleted_objects),
         errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     }))

@@ -104,6 +104,29 @@ impl TestDb {
         }
     }
 
+    /// Runs raw SQL outside the store; the database's error as text.
+    pub async fn try_exec(&self, sql: &str) -> Result<(), String> {
+        let sql = sql.to_owned();
+        match (&self.sqlite, &self.pg) {
+            (Some((_, path)), _) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    sqlite_conn(&path)
+                        .execute_batch(&sql)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap()
+            }
+            (_, Some(pg)) => pg_connect(&pg.conninfo)
+                .await
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| format!("{e:?}")),
+            _ => unreachable!(),
+        }
+    }
+
     /// Single-integer columns of a raw query (NULL as None).
     pub async fn ints(&self, sql: &str) -> Vec<Vec<Option<i64>>> {
         let sql = sql.to_owned();

@@ -317,6 +317,20 @@ impl Gateway {
         out
     }
 
+    /// Runs the `dooz` binary on this gateway's configuration (written to a
+    /// TOML file in its data directory) and metadata, as an operator would.
+    pub fn dooz(&self, args: &[&str]) -> std::process::Output {
+        let config = self.data_dir.path().join("cli.toml");
+        std::fs::write(&config, toml::to_string(&self.cfg).expect("config as TOML"))
+            .expect("write the config");
+        std::process::Command::new(env!("CARGO_BIN_EXE_dooz"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("run dooz")
+    }
+
     pub async fn fsck_clean(&self) {
         let report = dooz_gateway::fsck::run(self.engine(), true, self.cfg.gc.threshold_permille())
             .await

@@ -82,6 +82,26 @@ where
     }
 }
 
+/// PutBucketVersioning with this status.
+pub async fn put_versioning(
+    c: &Client,
+    bucket: &str,
+    status: aws_sdk_s3::types::BucketVersioningStatus,
+) -> Result<
+    aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningOutput,
+    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningError>,
+> {
+    c.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(status)
+                .build(),
+        )
+        .send()
+        .await
+}
+
 /// PUTs a body; returns the ETag.
 pub async fn put(c: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
     c.put_object()
