@@ -181,7 +181,7 @@ def test_postgresql_mode_is_n_stateless_gateways(chart):
           "config": {"default_backend": "l", "backends": {"l": {"type": "local", "path": "/x"}}}},
          "not shared between gateways"),
         ({"autoscaling": {"enabled": True}}, "autoscaling needs mode=postgresql"),
-        ({"config": {"default_backend": "nope"}}, "names no backend"),
+        ({"config": {"default_backend": "nope"}}, "only \"local\" exists"),
         ({"openbao": {"enabled": True, "addr": "https://bao:8200"}}, "openbao.enabled needs a token"),
         ({"admin": {"probesSendToken": True}}, "admin.probesSendToken needs admin.token"),
     ],
