@@ -54,6 +54,8 @@ pub struct Config {
     pub chunking: ChunkingConfig,
     pub kms: KmsConfig,
     pub log: LogConfig,
+    /// The audit log (`[audit]`).
+    pub audit: crate::audit::AuditConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -171,6 +173,7 @@ impl Default for Config {
             chunking: ChunkingConfig::default(),
             kms: KmsConfig::default(),
             log: LogConfig::default(),
+            audit: crate::audit::AuditConfig::default(),
         }
     }
 }

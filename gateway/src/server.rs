@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
 use crate::admin::http::AdminService;
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::meta::{MetaStore, Policy};
@@ -35,6 +36,8 @@ pub enum ServeError {
     Keys(#[from] dooz_keyvault::KeyError),
     #[error("{0}")]
     Engine(#[from] crate::engine::EngineError),
+    #[error("audit log: {0}")]
+    Audit(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -122,6 +125,34 @@ impl Context {
     }
 }
 
+/// The root tenant, created with the configured defaults if this database
+/// has none yet (first start, or an operator command before it).
+pub async fn ensure_root_tenant(ctx: &Context) -> Result<crate::meta::Tenant, ServeError> {
+    if let Some(t) = ctx.meta.get_tenant_by_name("root").await? {
+        return Ok(t);
+    }
+    let created = tenancy::create_tenant(
+        ctx.meta.as_ref(),
+        ctx.engine.vault(),
+        NewTenant {
+            name: "root",
+            provider: &ctx.cfg.kms.default_provider,
+            key_ref: &ctx.default_key_ref(),
+            cipher: &ctx.cfg.kms.default_cipher,
+        },
+    )
+    .await;
+    match created {
+        Ok(t) => Ok(t),
+        // Another gateway on the same database won the race.
+        Err(_) => ctx
+            .meta
+            .get_tenant_by_name("root")
+            .await?
+            .ok_or_else(|| ServeError::Config("cannot create the root tenant".into())),
+    }
+}
+
 /// Root credentials printed on first start (or taken from the environment).
 pub struct Bootstrap {
     pub access_key: String,
@@ -138,30 +169,7 @@ pub async fn bootstrap(ctx: &Context) -> Result<Option<Bootstrap>, ServeError> {
         (Ok(a), Ok(s)) => Some((a, Zeroizing::new(s))),
         _ => None,
     };
-    let root =
-        match ctx.meta.get_tenant_by_name("root").await? {
-            Some(t) => t,
-            None => {
-                let created = tenancy::create_tenant(
-                    ctx.meta.as_ref(),
-                    ctx.engine.vault(),
-                    NewTenant {
-                        name: "root",
-                        provider: &ctx.cfg.kms.default_provider,
-                        key_ref: &ctx.default_key_ref(),
-                        cipher: &ctx.cfg.kms.default_cipher,
-                    },
-                )
-                .await;
-                match created {
-                    Ok(t) => t,
-                    // Another gateway on the same database won the race.
-                    Err(_) => ctx.meta.get_tenant_by_name("root").await?.ok_or_else(|| {
-                        ServeError::Config("cannot create the root tenant".into())
-                    })?,
-                }
-            }
-        };
+    let root = ensure_root_tenant(ctx).await?;
     let users = ctx.meta.list_users(Some(root.id)).await?;
     match env_keys {
         Some((access, secret)) => {
@@ -208,15 +216,52 @@ pub struct Running {
     pub engine: Engine,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The audit writer: it ends once the last request handle is gone and
+    /// its queue is drained.
+    audit: (AuditLog, JoinHandle<()>),
 }
 
+/// How long shutdown waits for queued audit records to be appended.
+const AUDIT_DRAIN: Duration = Duration::from_secs(10);
+
 impl Running {
-    /// Stops accepting, lets in-flight requests finish (up to the grace period).
+    /// Stops accepting, lets in-flight requests finish (up to the grace period),
+    /// then appends the audit records still queued.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        let (handle, writer) = self.audit;
+        drop(handle);
+        if tokio::time::timeout(AUDIT_DRAIN, writer).await.is_err() {
+            tracing::warn!(target: "dooz::audit", "audit writer still busy at shutdown");
+        }
+    }
+}
+
+/// The client's address, in the extensions of every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// A connection's service: the inner one, with the peer address attached.
+#[derive(Clone)]
+struct WithPeer<S> {
+    inner: S,
+    peer: SocketAddr,
+}
+
+impl<S, B> hyper::service::Service<http::Request<B>> for WithPeer<S>
+where
+    S: hyper::service::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(PeerAddr(self.peer));
+        self.inner.call(req)
     }
 }
 
@@ -249,8 +294,12 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
             addr: ctx.cfg.admin_listen,
             source,
         })?;
+    let key = crate::audit::chain_key(&ctx)
+        .await
+        .map_err(|e| ServeError::Audit(e.to_string()))?;
+    let (audit, writer) = AuditLog::start(ctx.meta.clone(), key, &ctx.cfg.audit);
     let (stop, stop_rx) = watch::channel(false);
-    let front = Front::new(s3);
+    let front = Front::new(s3).with_audit(audit.clone());
     let admin = AdminService::new(ctx.engine.clone());
     let tasks = vec![
         tokio::spawn(serve_loop(s3_listener, front, stop_rx.clone(), "s3")),
@@ -263,6 +312,7 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         engine: ctx.engine,
         stop,
         tasks,
+        audit: (audit, writer),
     })
 }
 
@@ -287,7 +337,7 @@ async fn serve_loop<S>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(endpoint = name, error = %e, "accept failed");
@@ -296,7 +346,8 @@ async fn serve_loop<S>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned();
+                let service = WithPeer { inner: service.clone(), peer };
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {

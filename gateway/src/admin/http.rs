@@ -16,6 +16,7 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(engine: Engine) -> Self {
+        super::health::init_series(&engine);
         Self { engine }
     }
 }
@@ -28,30 +29,6 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     r
 }
 
-/// Ready = the metadata store answers and every backend answers.
-async fn readiness(engine: &Engine) -> (bool, serde_json::Value) {
-    let meta = engine.meta().ping().await;
-    let mut ok = meta.is_ok();
-    let mut backends = serde_json::Map::new();
-    for b in engine.backends().iter() {
-        let r = b.probe().await;
-        ok &= r.is_ok();
-        backends.insert(
-            b.name().to_owned(),
-            serde_json::json!(match r {
-                Ok(()) => "ok".to_owned(),
-                Err(e) => e.to_string(),
-            }),
-        );
-    }
-    let body = serde_json::json!({
-        "ready": ok,
-        "meta": match meta { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
-        "backends": backends,
-    });
-    (ok, body)
-}
-
 impl hyper::service::Service<Request<Incoming>> for AdminService {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -62,6 +39,8 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
         Box::pin(async move {
             let res = match req.uri().path() {
                 "/metrics" => {
+                    // Fresh dooz_ready / dooz_*_up gauges in every scrape.
+                    super::health::readiness(&engine).await;
                     let meta = engine.meta();
                     crate::metrics::meta_pool(meta.kind(), &meta.pool_status());
                     text(
@@ -72,7 +51,7 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
                 }
                 "/health/live" => text(StatusCode::OK, "text/plain", "ok\n".into()),
                 "/health/ready" => {
-                    let (ok, body) = readiness(&engine).await;
+                    let (ok, body) = super::health::readiness(&engine).await;
                     let status = if ok {
                         StatusCode::OK
                     } else {

@@ -1,4 +1,5 @@
 //! Operator surfaces: the admin HTTP endpoint and the `dooz` subcommands.
 
 pub mod cli;
+pub mod health;
 pub mod http;

@@ -4,6 +4,7 @@
 //! both passing one shared test suite. Every write that makes data visible is a
 //! single transaction: that commit is the linearization point of the request.
 
+pub mod audit;
 pub mod manifest;
 pub mod model;
 pub mod postgres;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use audit::{AuditAnchor, AuditFilter, AuditRecord, AuditRow, AuditStore, ChainKey};
 pub use manifest::{Manifest, ManifestChunk, ManifestPart};
 pub use model::*;
 pub use postgres::PgStore;
@@ -109,6 +111,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn ping(&self) -> MetaResult<()>;
     /// Connections in use and idle, for metrics.
     fn pool_status(&self) -> PoolStatus;
+    /// The audit log (meta/audit.rs), in the same database.
+    fn audit(&self) -> &dyn AuditStore;
 
     // --- tenants and users ---
     async fn create_tenant(&self, tenant: &Tenant) -> MetaResult<()>;

@@ -25,7 +25,7 @@ impl<D> SqlStore<D> {
 }
 
 /// A write transaction, timed under the operation's name.
-async fn write<D: Driver, T: Send + 'static>(
+pub(super) async fn write<D: Driver, T: Send + 'static>(
     db: &D,
     op: &'static str,
     job: Job<T>,
@@ -37,7 +37,7 @@ async fn write<D: Driver, T: Send + 'static>(
 }
 
 /// A read-only transaction, timed under the operation's name.
-async fn read<D: Driver, T: Send + 'static>(
+pub(super) async fn read<D: Driver, T: Send + 'static>(
     db: &D,
     op: &'static str,
     job: Job<T>,
@@ -60,6 +60,10 @@ impl<D: Driver> MetaStore for SqlStore<D> {
 
     fn pool_status(&self) -> PoolStatus {
         self.db.pool_status()
+    }
+
+    fn audit(&self) -> &dyn super::AuditStore {
+        self
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> MetaResult<()> {

@@ -11,8 +11,10 @@ use hyper::body::Incoming;
 use s3s::Body;
 use s3s::service::S3Service;
 
+use crate::audit::{AuditLog, S3Call, S3Mode};
 use crate::engine::MAX_OBJECT_SIZE;
 use crate::metrics::METRICS;
+use crate::server::PeerAddr;
 
 /// Seven days: the longest validity S3 allows a presigned URL.
 const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
@@ -20,11 +22,18 @@ const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 #[derive(Clone)]
 pub struct Front {
     s3: S3Service,
+    audit: Option<AuditLog>,
 }
 
 impl Front {
     pub fn new(s3: S3Service) -> Self {
-        Self { s3 }
+        Self { s3, audit: None }
+    }
+
+    /// Records every request that can change something in the audit log.
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
     }
 }
 
@@ -185,8 +194,9 @@ impl hyper::service::Service<Request<Incoming>> for Front {
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let s3 = self.s3.clone();
+        let audit = self.audit.clone().filter(|a| a.s3_mode() != S3Mode::Off);
         Box::pin(async move {
             let started = Instant::now();
             let id = request_id();
@@ -202,6 +212,10 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                 .to_owned();
             let who = access_key(&req);
             let bytes_in = content_length(req.headers());
+            let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+            let audited = audit
+                .as_ref()
+                .and_then(|_| S3Call::begin(&mut req, op, who.clone(), bytes_in, peer));
             METRICS.s3_in_flight.inc();
             let mut res = match precheck(&req) {
                 Some((status, code, msg)) => error_response(status, code, &msg, &id),
@@ -230,6 +244,10 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                 res.headers_mut().insert("x-amz-request-id", v.clone());
                 res.headers_mut().insert("x-amz-id-2", v);
             }
+            // Answered only once the record is committed (audit.s3 = "sync").
+            if let (Some(log), Some(call)) = (&audit, audited) {
+                log.record(call.finish(&res, &id)).await;
+            }
             let status = res.status().as_u16();
             let bytes_out = content_length(res.headers());
             let secs = started.elapsed().as_secs_f64();
@@ -246,6 +264,7 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                 operation = op,
                 bucket = %bucket,
                 access_key = who.as_deref().unwrap_or("-"),
+                peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 status,
                 bytes_in,
                 bytes_out,
