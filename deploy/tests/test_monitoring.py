@@ -124,18 +124,18 @@ def test_dashboard_is_well_formed():
                 assert 'job=~"$job"' in t["expr"], f"{p['title']}: not filtered by $job"
 
 
-@pytest.fixture(scope="module")
-def scrape(dooz_bin, tmp_path_factory) -> set[str]:
+def scrape_after_work(dooz_bin: str, work: Path, meta_url: str | None) -> set[str]:
     """Metric names of a real gateway after a little of everything: writes,
-    reads, a multipart upload, a refused conditional write, a miss, a delete."""
+    reads, a multipart upload, refused requests, a miss, a delete."""
     import boto3
     from botocore.config import Config
 
-    work = tmp_path_factory.mktemp("dooz-scrape")
     s3_port, admin_port = helpers.free_port(), helpers.free_port()
     access, secret = "DZSCRAPE" + secrets.token_hex(6).upper(), secrets.token_hex(20)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOOZ_ROOT_ACCESS_KEY": access,
            "DOOZ_ROOT_SECRET_KEY": secret, "RUST_LOG": "warn"}
+    if meta_url:
+        env["DOOZ_META"] = meta_url
     proc = helpers.Process("dooz", [dooz_bin, "serve", "--data-dir", work / "data",
                                     "--listen", f"127.0.0.1:{s3_port}", "--admin-listen", f"127.0.0.1:{admin_port}"],
                            work / "dooz.log", env)
@@ -152,6 +152,8 @@ def scrape(dooz_bin, tmp_path_factory) -> set[str]:
                          aws_secret_access_key=secret, region_name="us-east-1",
                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
         c.create_bucket(Bucket="scrape")
+        with pytest.raises(c.exceptions.ClientError):  # a refused metadata operation
+            c.create_bucket(Bucket="scrape")
         body = os.urandom(300_000)
         c.put_object(Bucket="scrape", Key="a", Body=body)
         c.put_object(Bucket="scrape", Key="b", Body=body)  # deduplicated chunks
@@ -176,6 +178,20 @@ def scrape(dooz_bin, tmp_path_factory) -> set[str]:
     for line in text.splitlines():
         if line and not line.startswith("#"):
             names.add(re.match(r"[A-Za-z_:][A-Za-z0-9_:]*", line).group(0))
+    return names
+
+
+@pytest.fixture(scope="module")
+def scrape(dooz_bin, tmp_path_factory) -> set[str]:
+    """The union of an embedded gateway's and a PostgreSQL gateway's scrape:
+    some series exist on one store only (the connection limit on PostgreSQL)."""
+    names = scrape_after_work(dooz_bin, tmp_path_factory.mktemp("scrape-embedded"), None)
+    db = helpers.PgDatabase()
+    db.create()
+    try:
+        names |= scrape_after_work(dooz_bin, tmp_path_factory.mktemp("scrape-pg"), db.url())
+    finally:
+        db.drop()
     return names
 
 

@@ -74,6 +74,9 @@ pub fn init_series(engine: &Engine) {
                 .inc_by(0);
         }
     }
+    m.commit_conflicts
+        .with_label_values(&["precondition"])
+        .inc_by(0);
     LazyLock::force(&GAUGES);
 }
 

@@ -50,8 +50,12 @@ pub enum AuditCommand {
     /// Apply retention: remove rows older than audit.retention_days (or
     /// --older-than-days). The removal itself is recorded in the chain.
     Purge {
-        #[arg(long, value_name = "DAYS")]
+        #[arg(long, value_name = "DAYS", conflicts_with = "before")]
         older_than_days: Option<u32>,
+        /// Remove rows older than this instant instead (RFC 3339, a date or
+        /// Unix milliseconds).
+        #[arg(long, value_name = "TIME")]
+        before: Option<String>,
     },
 }
 
@@ -164,14 +168,23 @@ pub async fn run(cfg: Config, cmd: AuditCommand) -> CliResult {
             output,
         } => export(&ctx, from, to, tenant, format, output).await,
         AuditCommand::Verify { expect, json } => verify(&ctx, expect, json).await,
-        AuditCommand::Purge { older_than_days } => {
-            let days = older_than_days.unwrap_or(ctx.cfg.audit.retention_days);
-            let outcome = purge(&ctx, days).await;
+        AuditCommand::Purge {
+            older_than_days,
+            before,
+        } => {
+            let cutoff = match before.as_deref().map(parse_time).transpose().map_err(err)? {
+                Some(t) => Some(t),
+                None => match older_than_days.unwrap_or(ctx.cfg.audit.retention_days) {
+                    0 => None,
+                    days => Some(super::now_millis() - i64::from(days) * 86_400_000),
+                },
+            };
+            let outcome = purge(&ctx, cutoff).await;
             let audit = CommandAudit {
                 action: "audit:purge-command",
                 target: "audit_log".into(),
                 tenant: None,
-                detail: serde_json::json!({ "older_than_days": days }),
+                detail: serde_json::json!({ "before": cutoff }),
             };
             finish_command(&ctx, audit, outcome).await
         }
@@ -281,13 +294,12 @@ async fn verify(ctx: &Context, expect: Option<String>, json: bool) -> CliResult 
     })
 }
 
-async fn purge(ctx: &Context, days: u32) -> CliResult {
-    if days == 0 {
+async fn purge(ctx: &Context, before: Option<i64>) -> CliResult {
+    let Some(before) = before else {
         println!("audit.retention_days is 0: every row is kept");
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     let key = chain_key(ctx).await.map_err(err)?;
-    let before = super::now_millis() - i64::from(days) * 86_400_000;
     let (actor, source) = cli_identity();
     let mut announcement = record(actor, source, "audit:purge".into(), "audit_log".into());
     announcement.result = "ok".into();

@@ -176,7 +176,11 @@ impl S3Call {
         let (bucket, key) = path.split_once('/').unwrap_or((&path, ""));
         let (bucket, key) = (percent_decode(bucket), percent_decode(key));
         let mut detail = serde_json::Map::new();
-        detail.insert("bytes_in".into(), bytes_in.into());
+        // aws-chunked bodies declare their payload size separately.
+        let payload = header(req.headers(), "x-amz-decoded-content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(bytes_in);
+        detail.insert("bytes_in".into(), payload.into());
         for (name, field) in [
             ("x-amz-copy-source", "copy_source"),
             ("x-forwarded-for", "forwarded_for"),
@@ -236,8 +240,9 @@ impl S3Call {
             .or_else(|| self.claimed_key.clone())
             .unwrap_or_else(|| "-".to_owned());
         if verified.is_none() && self.claimed_key.is_some() {
-            // The signature was never verified: the access key is only claimed.
-            self.detail.insert("unverified_actor".into(), true.into());
+            // No handler resolved the caller (the request was refused before
+            // one ran): the access key is the one the request claims.
+            self.detail.insert("actor_verified".into(), false.into());
         }
         let base = |target: String, result: String, detail: &serde_json::Map<_, _>| {
             let mut r = record(
