@@ -257,26 +257,27 @@ impl S3Call {
             r.detail = Some(serde_json::Value::Object(detail.clone()).to_string());
             r
         };
-        if self.op == "DeleteObjects" && status.is_success() {
-            if let Some(entries) = xml.as_deref().map(delete_results).filter(|e| !e.is_empty()) {
-                return entries
-                    .into_iter()
-                    .map(|e| {
-                        let mut d = self.detail.clone();
-                        if let Some(v) = e.version_id {
-                            d.insert("version_id".into(), v.into());
+        if self.op == "DeleteObjects"
+            && status.is_success()
+            && let Some(entries) = xml.as_deref().map(delete_results).filter(|e| !e.is_empty())
+        {
+            return entries
+                .into_iter()
+                .map(|e| {
+                    let mut d = self.detail.clone();
+                    if let Some(v) = e.version_id {
+                        d.insert("version_id".into(), v.into());
+                    }
+                    let result = match e.error {
+                        Some(code) => {
+                            d.insert("error".into(), code.into());
+                            "error".to_owned()
                         }
-                        let result = match e.error {
-                            Some(code) => {
-                                d.insert("error".into(), code.into());
-                                "error".to_owned()
-                            }
-                            None => status.as_u16().to_string(),
-                        };
-                        base(format!("{}/{}", self.bucket, e.key), result, &d)
-                    })
-                    .collect();
-            }
+                        None => status.as_u16().to_string(),
+                    };
+                    base(format!("{}/{}", self.bucket, e.key), result, &d)
+                })
+                .collect();
         }
         let target = if self.key.is_empty() {
             self.bucket.clone()

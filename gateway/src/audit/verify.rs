@@ -163,12 +163,12 @@ pub async fn verify(
                 "the chain ends at {}: newer rows were removed",
                 report.head_seq
             )
-        } else if seq == anchor.seq && hash == anchor.hash {
-            String::new()
-        } else if seq <= anchor.seq {
-            String::new() // removed by retention, announced above
-        } else {
+        } else if seq > anchor.seq {
             "missing".to_owned()
+        } else if seq == anchor.seq && hash != anchor.hash {
+            format!("the retention anchor has hash {}", hex::encode(anchor.hash))
+        } else {
+            String::new() // removed by retention, announced above
         };
         if !reason.is_empty() {
             found(&mut report, Break::Expected { seq, reason });

@@ -452,7 +452,8 @@ mod tests {
         );
         assert_ne!(base, chain_hash(&key, &[1; 32], 1, &record()));
         assert_ne!(base, chain_hash(&key, &[0; 32], 2, &record()));
-        let edits: Vec<Box<dyn Fn(&mut AuditRecord)>> = vec![
+        type Edit = Box<dyn Fn(&mut AuditRecord)>;
+        let edits: Vec<Edit> = vec![
             Box::new(|r| r.at = 2),
             Box::new(|r| r.tenant_id = None),
             Box::new(|r| r.actor = "b".into()),
