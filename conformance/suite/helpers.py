@@ -853,9 +853,10 @@ class Deployment:
         for line in text.splitlines():
             if "dooz::access" not in line:
                 continue
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line)  # the text log's colours
             rid = re.search(r"request_id=([0-9A-F]{16})", line)
             method = re.search(r"method=([A-Z]+)", line)
-            op = re.search(r"operation=(\w+)", line)
+            op = re.search(r'operation="?(\w+)', line)
             if rid and method and method.group(1) not in ("GET", "HEAD", "OPTIONS"):
                 mutations[rid.group(1)] = op.group(1) if op else "?"
         p = self.dooz(["audit", "export", "--format", "jsonl", "--from", str(since_ms)], step="audit export")
