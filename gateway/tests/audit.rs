@@ -610,3 +610,61 @@ async fn two_gateways_on_one_postgres_build_one_chain() {
     );
     assert!(verify(&b, &[]).0);
 }
+
+/// Peak resident memory (KiB) of `dooz ARGS` with stdout discarded, from
+/// GNU time (Debian package `time`, installed by scripts/install-test-deps).
+fn peak_kib(g: &Gateway, args: &[&str]) -> u64 {
+    let path: PathBuf = g.data_dir.path().join("dooz.toml");
+    std::fs::write(&path, toml::to_string(&g.cfg).unwrap()).unwrap();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_dooz"))
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("/usr/bin/time (Debian package time)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines().last().unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_streams_in_bounded_memory() {
+    let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
+    let ctx = dooz_gateway::server::Context::open(g.cfg.clone()).await.unwrap();
+    let key = dooz_gateway::audit::chain_key(&ctx).await.unwrap();
+    let record = |i: usize| dooz_gateway::meta::AuditRecord {
+        at: 0,
+        tenant_id: Some(g.tenant.id.to_string()),
+        actor: g.access_key.clone(),
+        source: "127.0.0.1:1".into(),
+        action: "s3:PutObject".into(),
+        target: format!("busy/{i:08}/{}", "k".repeat(200)),
+        result: "200".into(),
+        request_id: Some(format!("{i:016X}")),
+        detail: Some(format!("{{\"bytes_in\":{i},\"user_agent\":\"{}\"}}", "u".repeat(200))),
+        gateway: "bench".into(),
+    };
+    // A first small batch, then a large one: the same export command over
+    // 1,000 rows and over 101,000 (~60 MiB of JSON) must need about the same memory.
+    let small: Vec<_> = (0..1000).map(record).collect();
+    ctx.meta.audit().audit_append(&key, small).await.unwrap();
+    let split = dooz_gateway::engine::now_millis() + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    for chunk in 0..20 {
+        let batch: Vec<_> = (0..5000).map(|i| record(1000 + chunk * 5000 + i)).collect();
+        ctx.meta.audit().audit_append(&key, batch).await.unwrap();
+    }
+    let to = split.to_string();
+    let few = peak_kib(&g, &["audit", "export", "--to", &to]);
+    let many = peak_kib(&g, &["audit", "export"]);
+    assert!(
+        many < few + 16 * 1024,
+        "exporting 101,000 rows peaked at {many} KiB, 1,000 rows at {few} KiB"
+    );
+    let lines = ok(dooz(&g, &["audit", "export", "--format", "csv"])).matches("\r\n").count();
+    assert!(lines > 101_000, "{lines}");
+    assert!(verify(&g, &[]).0);
+}
