@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -132,11 +133,14 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(autouse=True)
 def backend_checks(request):
     """After every test that used a deployment: the gateway still runs, `dooz
-    fsck` is clean, and the backend holds no plaintext of what was uploaded."""
+    fsck` is clean, the backend holds no plaintext of what was uploaded, and
+    the audit log has every change the scenario made, once, in an intact chain."""
     if "deployment" not in request.fixturenames:
         yield
         return
     d: Deployment = request.getfixturevalue("deployment")
+    log_offset = d.log.stat().st_size if d.log.exists() else 0
+    since_ms = int(time.time() * 1000)
     yield
     d.check_alive()
     call = getattr(request.node, "_dooz_rep_call", None)
@@ -150,6 +154,8 @@ def backend_checks(request):
     assert rc == 0 and report is not None and report.get("clean") is True, (
         f"[fsck] `dooz fsck --json` after {request.node.name} on {d.name}: exit {rc}\n{text[-4000:]}"
     )
+    problems = d.audit_check(log_offset, since_ms)
+    assert not problems, f"[audit] after {request.node.name} on {d.name}:\n" + "\n".join(problems[:20])
     findings, _ = d.scanner.scan(d.evidence.needles())
     assert not findings, f"[backend scan] plaintext on the {d.name} backend after {request.node.name}:\n" + "\n".join(
         map(str, findings[:20])

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -838,6 +839,43 @@ class Deployment:
         except json.JSONDecodeError:
             report = None
         return p.returncode, report, out + p.stderr.decode("utf-8", "replace")
+
+    def audit_check(self, log_offset: int, since_ms: int) -> list[str]:
+        """Problems with the audit log after a scenario: every request the
+        gateway's access log shows changing something (any method but GET,
+        HEAD, OPTIONS) since `log_offset` has audit records, and one each
+        (DeleteObjects: one per key); no audit record without such a request;
+        and `dooz audit verify` finds the chain intact."""
+        with open(self.log, "rb") as f:
+            f.seek(log_offset)
+            text = f.read().decode("utf-8", "replace")
+        mutations = {}
+        for line in text.splitlines():
+            if "dooz::access" not in line:
+                continue
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line)  # the text log's colours
+            rid = re.search(r"request_id=([0-9A-F]{16})", line)
+            method = re.search(r"method=([A-Z]+)", line)
+            op = re.search(r'operation="?(\w+)', line)
+            if rid and method and method.group(1) not in ("GET", "HEAD", "OPTIONS"):
+                mutations[rid.group(1)] = op.group(1) if op else "?"
+        p = self.dooz(["audit", "export", "--format", "jsonl", "--from", str(since_ms)], step="audit export")
+        recorded: dict[str, int] = {}
+        for line in p.stdout.decode().splitlines():
+            row = json.loads(line)
+            if row["action"].startswith("s3:"):
+                recorded[row["request_id"]] = recorded.get(row["request_id"], 0) + 1
+        problems = []
+        for rid, op in mutations.items():
+            n = recorded.get(rid, 0)
+            if n == 0 or (n > 1 and op != "DeleteObjects"):
+                problems.append(f"{op} request {rid}: {n} audit records")
+        for rid in recorded.keys() - mutations.keys():
+            problems.append(f"audit record for request {rid}, which the access log does not show changing anything")
+        v = self.dooz(["audit", "verify"], step="audit verify", expect_rc=None)
+        if v.returncode != 0:
+            problems.append(f"dooz audit verify exit {v.returncode}: {v.stdout.decode(errors='replace')[-2000:]}")
+        return problems
 
     def check_alive(self) -> None:
         if self.proc is None or not self.proc.running():

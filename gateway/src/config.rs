@@ -62,6 +62,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Space reclamation: garbage collection, compaction, orphan sweep.
     pub gc: crate::jobs::GcConfig,
+    /// The audit log (`[audit]`).
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// A secret from the configuration (a token, a key, a password): zeroized
@@ -184,7 +186,9 @@ pub struct ChunkingConfig {
     /// buffers, buffered XML bodies. A request reserves what it needs to
     /// make progress before it starts and waits (back-pressure) while that
     /// is not free; extra parallelism (more packs in flight, read-ahead) is
-    /// taken only when free. See docs/SECURITY.md, "Memory".
+    /// taken only when free. See docs/SECURITY.md, "Memory". Configs
+    /// written for 0.1 call it `upload_memory_budget`; that name still works.
+    #[serde(alias = "upload_memory_budget")]
     pub memory_budget: usize,
     /// Ranged pack reads one GET keeps in flight ahead of the client, when
     /// the memory budget has room for them.
@@ -289,6 +293,7 @@ impl Default for Config {
             kms: KmsConfig::default(),
             log: LogConfig::default(),
             gc: crate::jobs::GcConfig::default(),
+            audit: crate::audit::AuditConfig::default(),
         }
     }
 }

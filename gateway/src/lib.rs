@@ -1,6 +1,7 @@
 //! Dooz gateway: S3 front door, object engine, metadata stores and pack backends.
 
 pub mod admin;
+pub mod audit;
 pub mod bench;
 pub mod budget;
 pub mod config;

@@ -55,6 +55,15 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The audit log: compliance export, chain verification, retention.
+    ///
+    /// Every S3 request that changes something and every admin, keys and
+    /// audit command is recorded (who, what, when, from where, result) in a
+    /// hash-chained table in the metadata store.
+    Audit {
+        #[command(subcommand)]
+        command: dooz_gateway::audit::cli::AuditCommand,
+    },
     /// Check metadata consistency: refcounts recomputed from manifests, pack
     /// accounting, and that every referenced pack exists on its backend.
     /// Read-only; exits non-zero on any inconsistency.
@@ -174,6 +183,7 @@ fn main() -> ExitCode {
             Command::Serve { .. } => cli::serve(cfg).await,
             Command::Admin { command } => cli::admin(cfg, command).await,
             Command::Keys { command } => cli::keys(cfg, command).await,
+            Command::Audit { command } => dooz_gateway::audit::cli::run(cfg, command).await,
             Command::Fsck { read_packs, json } => cli::fsck(cfg, read_packs, json).await,
             Command::Gc { dry_run, json } => cli::gc(cfg, dry_run, json).await,
             Command::Config => cli::print_config(&cfg),

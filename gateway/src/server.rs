@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::admin::auth::AdminAuth;
 use crate::admin::http::AdminService;
+use crate::audit::AuditLog;
 use crate::budget::MemoryBudget;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
@@ -40,6 +41,8 @@ pub enum ServeError {
     Tls(#[from] crate::tls::TlsError),
     #[error("admin endpoint: {0}")]
     Admin(#[from] crate::admin::auth::AdminAuthError),
+    #[error("audit log: {0}")]
+    Audit(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -136,6 +139,34 @@ impl Context {
     }
 }
 
+/// The root tenant, created with the configured defaults if this database
+/// has none yet (first start, or an operator command before it).
+pub async fn ensure_root_tenant(ctx: &Context) -> Result<crate::meta::Tenant, ServeError> {
+    if let Some(t) = ctx.meta.get_tenant_by_name("root").await? {
+        return Ok(t);
+    }
+    let created = tenancy::create_tenant(
+        ctx.meta.as_ref(),
+        ctx.engine.vault(),
+        NewTenant {
+            name: "root",
+            provider: &ctx.cfg.kms.default_provider,
+            key_ref: &ctx.default_key_ref(),
+            cipher: &ctx.cfg.kms.default_cipher,
+        },
+    )
+    .await;
+    match created {
+        Ok(t) => Ok(t),
+        // Another gateway on the same database won the race.
+        Err(_) => ctx
+            .meta
+            .get_tenant_by_name("root")
+            .await?
+            .ok_or_else(|| ServeError::Config("cannot create the root tenant".into())),
+    }
+}
+
 /// Root credentials printed on first start (or taken from the environment).
 pub struct Bootstrap {
     pub access_key: String,
@@ -152,30 +183,7 @@ pub async fn bootstrap(ctx: &Context) -> Result<Option<Bootstrap>, ServeError> {
         (Ok(a), Ok(s)) => Some((a, Zeroizing::new(s))),
         _ => None,
     };
-    let root =
-        match ctx.meta.get_tenant_by_name("root").await? {
-            Some(t) => t,
-            None => {
-                let created = tenancy::create_tenant(
-                    ctx.meta.as_ref(),
-                    ctx.engine.vault(),
-                    NewTenant {
-                        name: "root",
-                        provider: &ctx.cfg.kms.default_provider,
-                        key_ref: &ctx.default_key_ref(),
-                        cipher: &ctx.cfg.kms.default_cipher,
-                    },
-                )
-                .await;
-                match created {
-                    Ok(t) => t,
-                    // Another gateway on the same database won the race.
-                    Err(_) => ctx.meta.get_tenant_by_name("root").await?.ok_or_else(|| {
-                        ServeError::Config("cannot create the root tenant".into())
-                    })?,
-                }
-            }
-        };
+    let root = ensure_root_tenant(ctx).await?;
     let users = ctx.meta.list_users(Some(root.id)).await?;
     match env_keys {
         Some((access, secret)) => {
@@ -223,17 +231,29 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     jobs: crate::jobs::Jobs,
+    /// The audit writer: it ends once the last request handle is gone and
+    /// its queue is drained.
+    audit: (AuditLog, JoinHandle<()>),
 }
+
+/// How long shutdown waits for queued audit records to be appended.
+const AUDIT_DRAIN: Duration = Duration::from_secs(10);
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish (up to the grace
-    /// period), then stops the background jobs.
+    /// period), stops the background jobs, then appends the audit records
+    /// still queued.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
         self.jobs.stop().await;
+        let (handle, writer) = self.audit;
+        drop(handle);
+        if tokio::time::timeout(AUDIT_DRAIN, writer).await.is_err() {
+            tracing::warn!(target: "dooz::audit", "audit writer still busy at shutdown");
+        }
     }
 }
 
@@ -271,6 +291,10 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
             addr: ctx.cfg.admin_listen,
             source,
         })?;
+    let key = crate::audit::chain_key(&ctx)
+        .await
+        .map_err(|e| ServeError::Audit(e.to_string()))?;
+    let (audit, writer) = AuditLog::start(ctx.meta.clone(), key, &ctx.cfg.audit);
     // The upload lease is held before the first upload can arrive.
     let jobs = crate::jobs::Jobs::start(&ctx.engine, &ctx.cfg.gc).await?;
     let (stop, stop_rx) = watch::channel(false);
@@ -282,7 +306,8 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
             body_stall: limits.body_stall,
             domains: ctx.cfg.domains.clone(),
         },
-    );
+    )
+    .with_audit(audit.clone());
     let admin = AdminService::new(ctx.engine.clone(), admin_auth);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut tasks = vec![
@@ -314,6 +339,7 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         stop,
         tasks,
         jobs,
+        audit: (audit, writer),
     })
 }
 

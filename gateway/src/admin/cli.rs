@@ -6,6 +6,7 @@ use clap::Subcommand;
 use zeroize::Zeroizing;
 
 use super::buckets;
+use crate::audit::cli::{CommandAudit, finish_command};
 use crate::config::Config;
 use crate::jobs::{Collector, GcReport};
 use crate::meta::{Bucket, BucketLock, Policy, Versioning};
@@ -226,8 +227,118 @@ pub async fn serve(cfg: Config) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What an admin command does, for its audit record (never its secrets).
+fn describe_admin(cmd: &AdminCommand) -> CommandAudit {
+    let (action, target, tenant, detail) = match cmd {
+        AdminCommand::Tenant(TenantCommand::Create {
+            name,
+            kek_provider,
+            key_ref,
+            cipher,
+        }) => (
+            "admin:tenant.create",
+            name.clone(),
+            Some(name.clone()),
+            serde_json::json!({"kek_provider": kek_provider, "key_ref": key_ref, "cipher": cipher}),
+        ),
+        AdminCommand::Tenant(TenantCommand::List { .. }) => {
+            ("admin:tenant.list", "-".into(), None, serde_json::json!({}))
+        }
+        AdminCommand::User(UserCommand::Create {
+            tenant,
+            name,
+            policy,
+            access_key,
+            ..
+        }) => (
+            "admin:user.create",
+            access_key.clone().unwrap_or_else(|| name.clone()),
+            Some(tenant.clone()),
+            serde_json::json!({"name": name, "policy": policy, "chosen_access_key": access_key.is_some()}),
+        ),
+        AdminCommand::User(UserCommand::List { tenant, .. }) => (
+            "admin:user.list",
+            "-".into(),
+            tenant.clone(),
+            serde_json::json!({}),
+        ),
+        AdminCommand::User(UserCommand::Delete { access_key }) => (
+            "admin:user.delete",
+            access_key.clone(),
+            None,
+            serde_json::json!({}),
+        ),
+        AdminCommand::Bucket(BucketCommand::Create { name, tenant }) => (
+            "admin:bucket.create",
+            name.clone(),
+            Some(tenant.clone()),
+            serde_json::json!({}),
+        ),
+        AdminCommand::Bucket(BucketCommand::List { tenant, .. }) => (
+            "admin:bucket.list",
+            "-".into(),
+            tenant.clone(),
+            serde_json::json!({}),
+        ),
+        AdminCommand::Usage { tenant, .. } => (
+            "admin:usage",
+            "-".into(),
+            tenant.clone(),
+            serde_json::json!({}),
+        ),
+    };
+    CommandAudit {
+        action,
+        target,
+        tenant,
+        detail,
+    }
+}
+
+fn describe_keys(cmd: &KeysCommand) -> CommandAudit {
+    let (action, target, tenant, detail) = match cmd {
+        KeysCommand::RotateRoot => (
+            "keys:rotate-root",
+            "root keyring".to_owned(),
+            None,
+            serde_json::json!({}),
+        ),
+        KeysCommand::Rotate {
+            provider,
+            key_ref,
+            resume_after,
+            batch,
+        } => (
+            "keys:rotate",
+            "tenant keys".to_owned(),
+            None,
+            serde_json::json!({"provider": provider, "key_ref": key_ref, "resume_after": resume_after, "batch": batch}),
+        ),
+        KeysCommand::NewEpoch { tenant } => (
+            "keys:new-epoch",
+            tenant.clone(),
+            Some(tenant.clone()),
+            serde_json::json!({}),
+        ),
+        KeysCommand::Status { .. } => ("keys:status", "-".to_owned(), None, serde_json::json!({})),
+    };
+    CommandAudit {
+        action,
+        target,
+        tenant,
+        detail,
+    }
+}
+
+/// Runs an admin command and records it in the audit log, whatever its result.
 pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
     let ctx = Context::open(cfg).await.map_err(err)?;
+    let audit = describe_admin(&cmd);
+    let outcome = run_admin(&ctx, cmd).await;
+    finish_command(&ctx, audit, outcome).await
+}
+
+async fn run_admin(ctx: &Context, cmd: AdminCommand) -> CliResult {
     let meta = ctx.meta.as_ref();
     let vault = ctx.engine.vault();
     match cmd {
@@ -515,7 +626,15 @@ pub fn print_config(cfg: &Config) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs a key command and records it in the audit log, whatever its result.
 pub async fn keys(cfg: Config, cmd: KeysCommand) -> CliResult {
+    let audit = describe_keys(&cmd);
+    let outcome = run_keys(cfg.clone(), cmd).await;
+    let ctx = Context::open(cfg).await.map_err(err)?;
+    finish_command(&ctx, audit, outcome).await
+}
+
+async fn run_keys(cfg: Config, cmd: KeysCommand) -> CliResult {
     match cmd {
         KeysCommand::RotateRoot => {
             if std::env::var_os("DOOZ_ROOT_KEY").is_some() {

@@ -19,6 +19,7 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(engine: Engine, auth: AdminAuth) -> Self {
+        super::health::init_series(&engine);
         Self { engine, auth }
     }
 }
@@ -29,33 +30,6 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static(content_type));
     r
-}
-
-/// Ready = the metadata store answers and every backend answers. The body
-/// names what failed ("unavailable"); the reason, which may carry hosts,
-/// paths or driver messages, goes to the log only.
-async fn readiness(engine: &Engine) -> (bool, serde_json::Value) {
-    let state = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let meta = engine.meta().ping().await;
-    if let Err(e) = &meta {
-        tracing::warn!(dependency = "meta", error = %e, "readiness check failed");
-    }
-    let mut ok = meta.is_ok();
-    let mut backends = serde_json::Map::new();
-    for b in engine.backends().iter() {
-        let r = b.probe().await;
-        if let Err(e) = &r {
-            tracing::warn!(dependency = "backend", backend = b.name(), error = %e, "readiness check failed");
-        }
-        ok &= r.is_ok();
-        backends.insert(b.name().to_owned(), serde_json::json!(state(r.is_ok())));
-    }
-    let body = serde_json::json!({
-        "ready": ok,
-        "meta": state(meta.is_ok()),
-        "backends": backends,
-    });
-    (ok, body)
 }
 
 impl hyper::service::Service<Request<Incoming>> for AdminService {
@@ -72,6 +46,8 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
             }
             let res = match req.uri().path() {
                 "/metrics" => {
+                    // Fresh dooz_ready / dooz_*_up gauges in every scrape.
+                    super::health::readiness(&engine).await;
                     let meta = engine.meta();
                     crate::metrics::meta_pool(meta.kind(), &meta.pool_status());
                     text(
@@ -82,7 +58,7 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
                 }
                 "/health/live" => text(StatusCode::OK, "text/plain", "ok\n".into()),
                 "/health/ready" => {
-                    let (ok, body) = readiness(&engine).await;
+                    let (ok, body) = super::health::readiness(&engine).await;
                     let status = if ok {
                         StatusCode::OK
                     } else {

@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod buckets;
 pub mod cli;
+pub mod health;
 pub mod http;

@@ -30,6 +30,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0003_versioning",
         sql: include_str!("../../migrations/sqlite/0003_versioning.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_audit",
+        sql: include_str!("../../migrations/sqlite/0004_audit.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -47,6 +52,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 3,
         name: "0003_versioning",
         sql: include_str!("../../migrations/pg/0003_versioning.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_audit",
+        sql: include_str!("../../migrations/pg/0004_audit.sql"),
     },
 ];
 

@@ -4,6 +4,7 @@
 //! both passing one shared test suite. Every write that makes data visible is a
 //! single transaction: that commit is the linearization point of the request.
 
+pub mod audit;
 pub mod conninfo;
 pub mod lock;
 pub mod manifest;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use audit::{AuditAnchor, AuditFilter, AuditRecord, AuditRow, AuditStore, ChainKey};
 pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
 pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
 pub use lock::{
@@ -158,6 +160,8 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
     async fn ping(&self) -> MetaResult<()>;
     /// Connections in use and idle, for metrics.
     fn pool_status(&self) -> PoolStatus;
+    /// The audit log (meta/audit.rs), in the same database.
+    fn audit(&self) -> &dyn AuditStore;
 
     // --- tenants and users ---
     async fn create_tenant(&self, tenant: &Tenant) -> MetaResult<()>;

@@ -64,6 +64,10 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         self.db.pool_status()
     }
 
+    fn audit(&self) -> &dyn super::AuditStore {
+        self
+    }
+
     async fn create_tenant(&self, tenant: &Tenant) -> MetaResult<()> {
         let tenant = Arc::new(tenant.clone());
         write(

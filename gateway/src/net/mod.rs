@@ -8,6 +8,7 @@ pub mod body;
 pub mod io;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,12 +52,18 @@ impl Limits {
     }
 }
 
+/// The client's address, in the extensions of every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// A service, counted as busy while it handles a request (the idle
-/// watchdog leaves such connections alone).
+/// watchdog leaves such connections alone); each request carries the
+/// connection's peer address.
 #[derive(Clone)]
 struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
+    peer: SocketAddr,
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
@@ -72,7 +79,8 @@ where
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(PeerAddr(self.peer));
         let guard = self.activity.request();
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -124,7 +132,7 @@ pub async fn serve_loop<S>(
             },
             _ = stop.changed() => break,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
@@ -142,6 +150,7 @@ pub async fn serve_loop<S>(
             stop: stop.clone(),
             name,
             limits: limits.clone(),
+            peer,
         };
         let tls = tls.as_ref().map(|t| t.acceptor());
         let gauge = gauge.clone();
@@ -169,6 +178,7 @@ struct Conn<S> {
     stop: watch::Receiver<bool>,
     name: &'static str,
     limits: Limits,
+    peer: SocketAddr,
 }
 
 impl<S> Conn<S>
@@ -223,10 +233,12 @@ where
             mut stop,
             name,
             limits,
+            peer,
         } = self;
         let service = Tracked {
             inner: service,
             activity: activity.clone(),
+            peer,
         };
         let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);

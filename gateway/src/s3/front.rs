@@ -17,9 +17,11 @@ use hyper::body::Incoming;
 use s3s::Body;
 use s3s::service::S3Service;
 
+use crate::audit::{AuditLog, S3Call, S3Mode};
 use crate::budget::MemoryBudget;
 use crate::engine::{ChecksumAlgorithm, EngineError, ExpectedChecksums, MAX_OBJECT_SIZE};
 use crate::metrics::METRICS;
+use crate::net::PeerAddr;
 use crate::net::body::{BodyFailure, BodyOutcome, GuardedBody};
 
 /// Seven days: the longest validity S3 allows a presigned URL.
@@ -45,6 +47,7 @@ pub struct FrontConfig {
 pub struct Front {
     s3: S3Service,
     cfg: Arc<FrontConfig>,
+    audit: Option<AuditLog>,
 }
 
 impl Front {
@@ -52,7 +55,14 @@ impl Front {
         Self {
             s3,
             cfg: Arc::new(cfg),
+            audit: None,
         }
+    }
+
+    /// Records every request that can change something in the audit log.
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
     }
 }
 
@@ -89,8 +99,10 @@ pub fn error_response(
 type Refusal = (StatusCode, &'static str, String);
 
 /// The request's target and decoded query, as s3s will see them.
-struct Target {
-    bucket: String,
+pub(crate) struct Target {
+    pub(crate) bucket: String,
+    /// The key as it appears in the path (percent-encoded).
+    pub(crate) raw_key: String,
     has_key: bool,
     /// Names and values percent-decoded like s3s does.
     query: Vec<(String, String)>,
@@ -114,16 +126,17 @@ impl Target {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        let (bucket, has_key) = match host.and_then(|h| super::virtual_bucket(h, domains)) {
-            Some((_, bucket)) => (bucket, !path.is_empty()),
+        let (bucket, raw_key) = match host.and_then(|h| super::virtual_bucket(h, domains)) {
+            Some((_, bucket)) => (bucket, path.to_owned()),
             None => match path.split_once('/') {
-                Some((b, k)) => (b.to_owned(), !k.is_empty()),
-                None => (path.to_owned(), false),
+                Some((b, k)) => (b.to_owned(), k.to_owned()),
+                None => (path.to_owned(), String::new()),
             },
         };
         Ok(Self {
             bucket,
-            has_key,
+            has_key: !raw_key.is_empty(),
+            raw_key,
             query,
         })
     }
@@ -385,15 +398,18 @@ impl hyper::service::Service<Request<Incoming>> for Front {
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let s3 = self.s3.clone();
         let cfg = self.cfg.clone();
+        let audit = self.audit.clone().filter(|a| a.s3_mode() != S3Mode::Off);
         Box::pin(async move {
             let started = Instant::now();
             let id = request_id();
             let method = req.method().clone();
             let bytes_in = content_length(req.headers());
             let body_sent = has_body(req.headers());
+            let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+            let mut audited = None;
             METRICS.s3_in_flight.inc();
             let (op, bucket, who, mut res) = match Target::of(&req, &cfg.domains) {
                 Err((status, code, msg)) => (
@@ -405,6 +421,9 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                 Ok(t) => {
                     let op = operation(&req, &t);
                     let who = access_key(&req, &t);
+                    if audit.is_some() {
+                        audited = S3Call::begin(&mut req, op, who.clone(), bytes_in, peer, &t);
+                    }
                     let res = match precheck(&req, &t) {
                         Some((status, code, msg)) => error_response(status, code, &msg, &id),
                         None => serve(&s3, &cfg, req, &t, &id).await,
@@ -424,6 +443,10 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                 res.headers_mut().insert("x-amz-request-id", v.clone());
                 res.headers_mut().insert("x-amz-id-2", v);
             }
+            // Answered only once the record is committed (audit.s3 = "sync").
+            if let (Some(log), Some(call)) = (&audit, audited) {
+                log.record(call.finish(&res, &id)).await;
+            }
             let status = res.status().as_u16();
             let bytes_out = content_length(res.headers());
             let secs = started.elapsed().as_secs_f64();
@@ -440,6 +463,7 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                 operation = op,
                 bucket = %bucket,
                 access_key = who.as_deref().unwrap_or("-"),
+                peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 status,
                 bytes_in,
                 bytes_out,

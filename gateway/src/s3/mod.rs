@@ -41,7 +41,13 @@ impl DoozS3 {
             .as_ref()
             .ok_or_else(|| s3_error!(AccessDenied, "Anonymous access is not allowed"))?;
         match self.credentials.lookup(&creds.access_key).await {
-            Ok(Some(c)) => Ok(c.principal),
+            Ok(Some(c)) => {
+                // The audit record names the verified caller and its tenant.
+                if let Some(slot) = req.extensions.get::<crate::audit::AuditSlot>() {
+                    slot.set(&c.principal);
+                }
+                Ok(c.principal)
+            }
             Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
             Err(e) => Err(to_s3(e)),
         }
