@@ -268,11 +268,42 @@ fn describe_admin(cmd: &AdminCommand) -> CommandAudit {
             None,
             serde_json::json!({}),
         ),
-        AdminCommand::Bucket(BucketCommand::Create { name, tenant }) => (
+        AdminCommand::Bucket(BucketCommand::Create {
+            name,
+            tenant,
+            versioning,
+            object_lock,
+        }) => (
             "admin:bucket.create",
             name.clone(),
             Some(tenant.clone()),
-            serde_json::json!({}),
+            serde_json::json!({"versioning": versioning, "object_lock": object_lock}),
+        ),
+        AdminCommand::Bucket(BucketCommand::Restore {
+            bucket,
+            at,
+            prefix,
+            dry_run,
+            ..
+        }) => (
+            "admin:bucket.restore",
+            bucket.clone(),
+            None,
+            serde_json::json!({"at": at, "prefix": prefix, "dry_run": dry_run}),
+        ),
+        AdminCommand::Bucket(BucketCommand::Ls {
+            bucket, at, prefix, ..
+        }) => (
+            "admin:bucket.ls",
+            bucket.clone(),
+            None,
+            serde_json::json!({"at": at, "prefix": prefix}),
+        ),
+        AdminCommand::Bucket(BucketCommand::Delete { bucket, force }) => (
+            "admin:bucket.delete",
+            bucket.clone(),
+            None,
+            serde_json::json!({"force": force}),
         ),
         AdminCommand::Bucket(BucketCommand::List { tenant, .. }) => (
             "admin:bucket.list",
@@ -482,15 +513,15 @@ async fn run_admin(ctx: &Context, cmd: AdminCommand) -> CliResult {
             prefix,
             dry_run,
             json,
-        }) => return buckets::restore(&ctx, &bucket, &at, &prefix, dry_run, json).await,
+        }) => return buckets::restore(ctx, &bucket, &at, &prefix, dry_run, json).await,
         AdminCommand::Bucket(BucketCommand::Ls {
             bucket,
             at,
             prefix,
             json,
-        }) => return buckets::ls(&ctx, &bucket, at.as_deref(), &prefix, json).await,
+        }) => return buckets::ls(ctx, &bucket, at.as_deref(), &prefix, json).await,
         AdminCommand::Bucket(BucketCommand::Delete { bucket, force }) => {
-            return buckets::delete(&ctx, &bucket, force).await;
+            return buckets::delete(ctx, &bucket, force).await;
         }
         AdminCommand::Bucket(BucketCommand::List { tenant, json }) => {
             let tenants = match tenant {
