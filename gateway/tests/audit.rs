@@ -24,14 +24,13 @@ use support::{code, pg::PgDb, put};
 fn dooz(g: &Gateway, args: &[&str]) -> Output {
     let path: PathBuf = g.data_dir.path().join("dooz.toml");
     std::fs::write(&path, toml::to_string(&g.cfg).unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dooz"))
+    Command::new(env!("CARGO_BIN_EXE_dooz"))
         .arg("--config")
         .arg(&path)
         .args(args)
         .env("USER", "auditor")
         .output()
-        .unwrap();
-    out
+        .unwrap()
 }
 
 fn ok(out: Output) -> String {
@@ -625,7 +624,11 @@ fn peak_kib(g: &Gateway, args: &[&str]) -> u64 {
         .stdout(std::process::Stdio::null())
         .output()
         .expect("/usr/bin/time (Debian package time)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     err.lines().last().unwrap().trim().parse().unwrap()
 }
@@ -633,7 +636,9 @@ fn peak_kib(g: &Gateway, args: &[&str]) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_streams_in_bounded_memory() {
     let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
-    let ctx = dooz_gateway::server::Context::open(g.cfg.clone()).await.unwrap();
+    let ctx = dooz_gateway::server::Context::open(g.cfg.clone())
+        .await
+        .unwrap();
     let key = dooz_gateway::audit::chain_key(&ctx).await.unwrap();
     let record = |i: usize| dooz_gateway::meta::AuditRecord {
         at: 0,
@@ -644,7 +649,10 @@ async fn export_streams_in_bounded_memory() {
         target: format!("busy/{i:08}/{}", "k".repeat(200)),
         result: "200".into(),
         request_id: Some(format!("{i:016X}")),
-        detail: Some(format!("{{\"bytes_in\":{i},\"user_agent\":\"{}\"}}", "u".repeat(200))),
+        detail: Some(format!(
+            "{{\"bytes_in\":{i},\"user_agent\":\"{}\"}}",
+            "u".repeat(200)
+        )),
         gateway: "bench".into(),
     };
     // A first small batch, then a large one: the same export command over
@@ -664,7 +672,9 @@ async fn export_streams_in_bounded_memory() {
         many < few + 16 * 1024,
         "exporting 101,000 rows peaked at {many} KiB, 1,000 rows at {few} KiB"
     );
-    let lines = ok(dooz(&g, &["audit", "export", "--format", "csv"])).matches("\r\n").count();
+    let lines = ok(dooz(&g, &["audit", "export", "--format", "csv"]))
+        .matches("\r\n")
+        .count();
     assert!(lines > 101_000, "{lines}");
     assert!(verify(&g, &[]).0);
 }

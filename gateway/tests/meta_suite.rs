@@ -1990,7 +1990,10 @@ async fn collector_deletes_only_old_zombies_and_unreferenced_packs(db: &TestDb) 
     let fx = fixture(db).await;
     put(&fx, "one", &[1, 2, 3]).await;
     put(&fx, "two", &[3, 4]).await;
-    fx.store.delete_object("bkt", "one", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "one", None, false)
+        .await
+        .unwrap();
     let rows = db.chunk_rows().await;
     let z = row(&rows, 2).unwrap().zombie_since.unwrap();
     let far = z + 3_600_000;
@@ -2035,7 +2038,7 @@ async fn collector_deletes_only_old_zombies_and_unreferenced_packs(db: &TestDb) 
 
     // Everything deleted and collected: both packs have no rows left.
     for k in ["two", "three"] {
-        fx.store.delete_object("bkt", k, None).await.unwrap();
+        fx.store.delete_object("bkt", k, None, false).await.unwrap();
     }
     let dry = fx
         .store
@@ -2080,7 +2083,10 @@ async fn repoint_moves_live_rows_compare_and_set(db: &TestDb) {
     let fx = fixture(db).await;
     put(&fx, "old", &[1, 2, 3, 4]).await;
     put(&fx, "keep", &[3, 4]).await;
-    fx.store.delete_object("bkt", "old", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "old", None, false)
+        .await
+        .unwrap();
     let before = fx.store.list_packs(None).await.unwrap();
     assert_eq!(before.len(), 1);
     let old = before[0].clone();
@@ -2182,8 +2188,14 @@ async fn space_counts_live_zombie_dead_and_reclaimable(db: &TestDb) {
     let fx = fixture(db).await;
     put(&fx, "a", &[1, 2]).await;
     put(&fx, "b", &[3]).await;
-    fx.store.delete_object("bkt", "a", None).await.unwrap();
-    fx.store.delete_object("bkt", "b", None).await.unwrap();
+    fx.store
+        .delete_object("bkt", "a", None, false)
+        .await
+        .unwrap();
+    fx.store
+        .delete_object("bkt", "b", None, false)
+        .await
+        .unwrap();
     put(&fx, "c", &[3]).await;
     let space = fx.store.gc_space(500).await.unwrap();
     assert_eq!(space.len(), 1);

@@ -44,16 +44,38 @@ fn make_ca_and_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", &ca_key, "-out", &ca, "-days", "2", "-subj",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
             &format!("/CN=dooz test CA {name}"),
         ],
     );
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", &key, "-out", &csr, "-subj", "/CN=localhost",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=localhost",
         ],
     );
     std::fs::write(
@@ -64,8 +86,21 @@ fn make_ca_and_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial",
-            "-out", &cert, "-days", "2", "-extfile", &ext,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
         ],
     );
     (dir.join(ca), dir.join(cert), dir.join(key))
@@ -88,7 +123,10 @@ async fn endpoints_serve_tls_and_reload_it_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let (ca1, cert1, key1) = make_ca_and_cert(dir.path(), "one");
     let (ca2, cert2, key2) = make_ca_and_cert(dir.path(), "two");
-    let (cert, key) = (dir.path().join("live-cert.pem"), dir.path().join("live-key.pem"));
+    let (cert, key) = (
+        dir.path().join("live-cert.pem"),
+        dir.path().join("live-key.pem"),
+    );
     std::fs::copy(&cert1, &cert).unwrap();
     std::fs::copy(&key1, &key).unwrap();
     let (s3_port, admin_port) = (free_port(), free_port());
@@ -120,7 +158,12 @@ async fn endpoints_serve_tls_and_reload_it_on_sighup() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(ready, Some(reqwest::StatusCode::OK), "{}", guard.log_tail(30));
+    assert_eq!(
+        ready,
+        Some(reqwest::StatusCode::OK),
+        "{}",
+        guard.log_tail(30)
+    );
     // The S3 endpoint: a signed ListBuckets over TLS.
     let mut list = http::Request::builder()
         .method("GET")
@@ -145,12 +188,24 @@ async fn endpoints_serve_tls_and_reload_it_on_sighup() {
             .is_err()
     );
     // A client that does not trust the CA is refused.
-    assert!(client_trusting(&ca2).get(format!("{admin}/health/live")).send().await.is_err());
+    assert!(
+        client_trusting(&ca2)
+            .get(format!("{admin}/health/live"))
+            .send()
+            .await
+            .is_err()
+    );
 
     std::fs::copy(&cert2, &cert).unwrap();
     std::fs::copy(&key2, &key).unwrap();
     let pid = guard.pid().unwrap();
-    assert!(Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let new = client_trusting(&ca2);
     let mut reloaded = false;
     for _ in 0..100 {
@@ -175,9 +230,19 @@ async fn endpoints_serve_tls_and_reload_it_on_sighup() {
     );
     // A broken file on the next reload keeps the current certificate.
     std::fs::write(&cert, "not a certificate").unwrap();
-    assert!(Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = client_trusting(&ca2).get(format!("{admin}/health/live")).send().await.unwrap();
+    let r = client_trusting(&ca2)
+        .get(format!("{admin}/health/live"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let code = tokio::task::spawn_blocking(move || guard.terminate(Duration::from_secs(30)))
         .await
@@ -201,11 +266,14 @@ async fn postgres_is_reached_over_tls_as_sslmode_says() {
     let by_name = base.replace("host=127.0.0.1", "host=localhost hostaddr=127.0.0.1");
 
     let required = format!("{base} sslmode=require application_name=dooz-tls-test");
-    let store = dooz_gateway::meta::open(&required).await.expect("sslmode=require");
-    store.ping().await.unwrap();
-    let (client, conn) = tokio_postgres::connect(&support::pg::admin_conninfo(), tokio_postgres::NoTls)
+    let store = dooz_gateway::meta::open(&required)
         .await
-        .unwrap();
+        .expect("sslmode=require");
+    store.ping().await.unwrap();
+    let (client, conn) =
+        tokio_postgres::connect(&support::pg::admin_conninfo(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let rows = client
         .query(
@@ -216,7 +284,10 @@ async fn postgres_is_reached_over_tls_as_sslmode_says() {
         .await
         .unwrap();
     assert!(!rows.is_empty(), "the store has connections open");
-    assert!(rows.iter().all(|r| r.get::<_, bool>(0)), "every connection is TLS");
+    assert!(
+        rows.iter().all(|r| r.get::<_, bool>(0)),
+        "every connection is TLS"
+    );
     drop(store);
 
     let full = format!("{by_name} sslmode=verify-full sslrootcert={snakeoil}");
@@ -230,9 +301,10 @@ async fn postgres_is_reached_over_tls_as_sslmode_says() {
         panic!("a self-signed certificate must not pass verify-full with the system roots");
     };
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
-    let Err(e) =
-        dooz_gateway::meta::open(&format!("{base} sslmode=verify-full sslrootcert={snakeoil}"))
-            .await
+    let Err(e) = dooz_gateway::meta::open(&format!(
+        "{base} sslmode=verify-full sslrootcert={snakeoil}"
+    ))
+    .await
     else {
         panic!("a certificate for localhost must not pass verify-full for 127.0.0.1");
     };
@@ -247,7 +319,12 @@ async fn postgres_is_reached_over_tls_as_sslmode_says() {
     let mut opts = Options::new(Meta::Postgres, Backend::Local);
     opts.meta_params = Some(format!("sslmode=verify-ca sslrootcert={snakeoil}"));
     let g = start(opts).await;
-    g.client().create_bucket().bucket("tls").send().await.unwrap();
+    g.client()
+        .create_bucket()
+        .bucket("tls")
+        .send()
+        .await
+        .unwrap();
     put(&g.client(), "tls", "k", b"over tls").await;
     assert_eq!(get(&g.client(), "tls", "k").await, b"over tls");
 }
@@ -279,7 +356,12 @@ async fn s3_backend_behind_a_private_ca() {
     let mut opts = Options::new(Meta::Sqlite, Backend::Local);
     opts.backend_config = Some(backend(Some(ca.clone())));
     let g = start(opts).await;
-    g.client().create_bucket().bucket("ca").send().await.unwrap();
+    g.client()
+        .create_bucket()
+        .bucket("ca")
+        .send()
+        .await
+        .unwrap();
     put(&g.client(), "ca", "k", b"through a private CA").await;
     assert_eq!(get(&g.client(), "ca", "k").await, b"through a private CA");
 
@@ -318,7 +400,11 @@ async fn admin_endpoint_wants_a_token_and_readiness_tells_no_internals() {
         let r = http.get(format!("{}{open}", g.admin)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{open}");
     }
-    let r = http.get(format!("{}/admin/users", g.admin)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/admin/users", g.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
     let r = http
@@ -340,7 +426,11 @@ async fn admin_endpoint_wants_a_token_and_readiness_tells_no_internals() {
     let packs = support::gateway::local_packs_dir(&g).join("packs");
     let _ = std::fs::remove_dir_all(&packs);
     std::fs::write(&packs, b"not a directory").unwrap();
-    let r = http.get(format!("{}/health/ready", g.admin)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/health/ready", g.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     let body = r.text().await.unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -348,7 +438,10 @@ async fn admin_endpoint_wants_a_token_and_readiness_tells_no_internals() {
     assert_eq!(v["meta"], "ok");
     assert_eq!(v["backends"]["main"], "unavailable");
     let dir = g.data_dir.path().display().to_string();
-    assert!(!body.contains(&dir) && !body.to_lowercase().contains("error"), "{body}");
+    assert!(
+        !body.contains(&dir) && !body.to_lowercase().contains("error"),
+        "{body}"
+    );
 }
 
 /// `dooz config` prints every setting and no secret: not the metadata
@@ -364,8 +457,14 @@ fn dooz_config_redacts_every_secret() {
         "backend-secret-key-000",
     ];
     for meta in [
-        format!("postgres://dooz:{}@db.internal:5432/dooz?sslmode=require", secrets[0]),
-        format!("host=db.internal user=dooz password='{}' dbname=dooz", secrets[0]),
+        format!(
+            "postgres://dooz:{}@db.internal:5432/dooz?sslmode=require",
+            secrets[0]
+        ),
+        format!(
+            "host=db.internal user=dooz password='{}' dbname=dooz",
+            secrets[0]
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_dooz"))
             .args(["config", "--data-dir"])
@@ -381,7 +480,11 @@ fn dooz_config_redacts_every_secret() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for s in secrets {
             assert!(!text.contains(s), "{s} printed:\n{text}");
         }
@@ -410,7 +513,11 @@ async fn no_log_directive_brings_back_signatures() {
             "trace,s3s::ops=debug,s3s::ops::signature=trace,s3s=trace,hyper=trace,h2=trace,tokio_postgres=trace",
         );
     let mut guard = ChildGuard::spawn("dooz", cmd, &log_path).unwrap();
-    assert!(wait_for_port(s3_port, Duration::from_secs(30)), "{}", guard.log_tail(30));
+    assert!(
+        wait_for_port(s3_port, Duration::from_secs(30)),
+        "{}",
+        guard.log_tail(30)
+    );
     let endpoint = format!("http://127.0.0.1:{s3_port}");
     let c = support::s3_client(&endpoint, access, secret);
     c.create_bucket().bucket("logs").send().await.unwrap();
@@ -422,12 +529,16 @@ async fn no_log_directive_brings_back_signatures() {
         .bucket("logs")
         .key("k")
         .presigned(
-            aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(60))
-                .unwrap(),
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(60)).unwrap(),
         )
         .await
         .unwrap();
-    let presigned_sig = url.uri().split("X-Amz-Signature=").nth(1).unwrap().to_owned();
+    let presigned_sig = url
+        .uri()
+        .split("X-Amz-Signature=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
     assert_eq!(reqwest::get(url.uri()).await.unwrap().status(), 200);
     let addr = format!("127.0.0.1:{s3_port}");
     let base = support::raw::request("GET", &addr, "/logs/k", &[], Vec::new());
@@ -458,8 +569,14 @@ async fn no_log_directive_brings_back_signatures() {
         .unwrap();
     assert_eq!(code, Some(0));
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.contains("dooz::access"), "the access log is still there");
-    assert!(log.lines().count() > 20, "debug output of Dooz itself is there");
+    assert!(
+        log.contains("dooz::access"),
+        "the access log is still there"
+    );
+    assert!(
+        log.lines().count() > 20,
+        "debug output of Dooz itself is there"
+    );
     for (what, needle) in [
         ("secret key", secret),
         ("presigned signature", presigned_sig.as_str()),

@@ -22,7 +22,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Asserts `bucket/key` does not exist.
 async fn absent(g: &Gateway, bucket: &str, key: &str) {
     assert_eq!(
-        code(g.client().head_object().bucket(bucket).key(key).send().await),
+        code(
+            g.client()
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+        ),
         "NotFound",
         "{key} must not have been stored"
     );
@@ -60,9 +67,18 @@ async fn sigv2_and_long_expiry_cannot_hide_behind_encoded_names() {
 
     // SigV2 in the query, under every spelling s3s decodes to the same name.
     for (i, q) in [
-        format!("AWSAccessKeyId={}&Expires=9999999999&Signature=c2ln", g.access_key),
-        format!("AWS%41ccessKeyId={}&Expires=9999999999&Signature=c2ln", g.access_key),
-        format!("AWSAccessKeyId={}&Expires=9999999999&%53ignature=c2ln", g.access_key),
+        format!(
+            "AWSAccessKeyId={}&Expires=9999999999&Signature=c2ln",
+            g.access_key
+        ),
+        format!(
+            "AWS%41ccessKeyId={}&Expires=9999999999&Signature=c2ln",
+            g.access_key
+        ),
+        format!(
+            "AWSAccessKeyId={}&Expires=9999999999&%53ignature=c2ln",
+            g.access_key
+        ),
         "Sig%6eature=c2ln&Expires=1".to_owned(),
     ]
     .iter()
@@ -83,7 +99,10 @@ async fn sigv2_and_long_expiry_cannot_hide_behind_encoded_names() {
         "GET",
         &a,
         "/enc/k",
-        &[("authorization", "AWS4-HMAC-SHA256 Credential=x"), ("date", &date)],
+        &[
+            ("authorization", "AWS4-HMAC-SHA256 Credential=x"),
+            ("date", &date),
+        ],
         Vec::new(),
     );
     two.headers_mut().append(
@@ -109,7 +128,11 @@ async fn sigv2_and_long_expiry_cannot_hide_behind_encoded_names() {
         "X%2DAmz%2DExpires=999999999",
     ] {
         let q = pq.replace("X-Amz-Expires=300", bad);
-        let r = send(&a, &request("GET", &a, &format!("/enc/k{q}"), &[], Vec::new())).await;
+        let r = send(
+            &a,
+            &request("GET", &a, &format!("/enc/k{q}"), &[], Vec::new()),
+        )
+        .await;
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
         assert_eq!(
             r.code().as_deref(),
@@ -119,7 +142,11 @@ async fn sigv2_and_long_expiry_cannot_hide_behind_encoded_names() {
         assert!(!r.text().contains("secret"));
     }
     // The untouched URL works, the gateway serves on.
-    let r = send(&a, &request("GET", &a, &format!("/enc/k{pq}"), &[], Vec::new())).await;
+    let r = send(
+        &a,
+        &request("GET", &a, &format!("/enc/k{pq}"), &[], Vec::new()),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, b"secret");
 
@@ -148,7 +175,12 @@ async fn sigv2_and_long_expiry_cannot_hide_behind_encoded_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_flood_is_refused_before_its_bodies() {
     let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
-    g.client().create_bucket().bucket("flood").send().await.unwrap();
+    g.client()
+        .create_bucket()
+        .bucket("flood")
+        .send()
+        .await
+        .unwrap();
     let a = addr(&g.endpoint);
     let mut flood = Vec::new();
     for i in 0..40 {
@@ -197,7 +229,10 @@ async fn post_flood_is_refused_before_its_bodies() {
         .await
         .unwrap();
     assert!(
-        listed.contents().iter().all(|o| o.key().unwrap().starts_with("alive-")),
+        listed
+            .contents()
+            .iter()
+            .all(|o| o.key().unwrap().starts_with("alive-")),
         "{listed:?}"
     );
 }
@@ -232,7 +267,11 @@ async fn xml_bodies_are_capped_and_their_digests_checked() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.code().as_deref(), Some("BadDigest"));
     let wrong_crc = base64::engine::general_purpose::STANDARD.encode(0u32.to_be_bytes());
-    let r = send(&a, &delete(&[("x-amz-checksum-crc32", &wrong_crc)], doc.clone())).await;
+    let r = send(
+        &a,
+        &delete(&[("x-amz-checksum-crc32", &wrong_crc)], doc.clone()),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.code().as_deref(), Some("BadDigest"));
     assert_eq!(get(&c, "xml", "keep").await, b"kept", "nothing was deleted");
@@ -271,7 +310,12 @@ fn md5_of(b: &[u8]) -> [u8; 16] {
 /// errors on both stores, never a 500 from the database.
 async fn nul_and_invalid_utf8(meta: Meta) {
     let g = start(Options::new(meta, Backend::Local)).await;
-    g.client().create_bucket().bucket("nul").send().await.unwrap();
+    g.client()
+        .create_bucket()
+        .bucket("nul")
+        .send()
+        .await
+        .unwrap();
     let a = addr(&g.endpoint);
     for (method, pq) in [
         ("PUT", "/nul/a%00b"),
@@ -290,8 +334,10 @@ async fn nul_and_invalid_utf8(meta: Meta) {
     ] {
         let mut r = request(method, &a, pq, &[], b"body".to_vec());
         if pq == "/nul/copy" {
-            r.headers_mut()
-                .insert("x-amz-copy-source", http::HeaderValue::from_static("/nul/a%00b"));
+            r.headers_mut().insert(
+                "x-amz-copy-source",
+                http::HeaderValue::from_static("/nul/a%00b"),
+            );
         }
         sign_request(&mut r, &g.access_key, &g.secret_key);
         let resp = send(&a, &r).await;
@@ -349,7 +395,12 @@ async fn slowloris_and_idle_connections_are_closed() {
         ..quick_timeouts()
     });
     let g = start(opts).await;
-    g.client().create_bucket().bucket("slow").send().await.unwrap();
+    g.client()
+        .create_bucket()
+        .bucket("slow")
+        .send()
+        .await
+        .unwrap();
     let a = addr(&g.endpoint);
     let mut slow = Vec::new();
     for _ in 0..16 {
@@ -373,7 +424,12 @@ async fn slowloris_and_idle_connections_are_closed() {
         );
     }
     assert!(
-        metric(&g.admin, "dooz_connections_closed_total", &["reason=\"header_timeout\""]).await
+        metric(
+            &g.admin,
+            "dooz_connections_closed_total",
+            &["reason=\"header_timeout\""]
+        )
+        .await
             >= 16.0
     );
 
@@ -417,7 +473,12 @@ async fn stalled_uploads_give_their_memory_back() {
         "reservation {per_upload}, budget {}",
         g.engine().budget().total_bytes()
     );
-    g.client().create_bucket().bucket("stall").send().await.unwrap();
+    g.client()
+        .create_bucket()
+        .bucket("stall")
+        .send()
+        .await
+        .unwrap();
     let a = addr(&g.endpoint);
     let body = pseudo_random(8 * 1024 * 1024, 7);
     let mut stalled = Vec::new();
@@ -506,7 +567,13 @@ async fn unread_responses_give_their_memory_back() {
     assert!(held, "the GET reserved its reads");
     budget_drains(&g).await;
     assert!(
-        metric(&g.admin, "dooz_connections_closed_total", &["reason=\"send_stall\""]).await >= 1.0
+        metric(
+            &g.admin,
+            "dooz_connections_closed_total",
+            &["reason=\"send_stall\""]
+        )
+        .await
+            >= 1.0
     );
     drop(s);
     assert_eq!(get(&c, "unread", "big").await, data);
@@ -623,11 +690,20 @@ async fn list_buckets_is_paged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_access_keys_are_remembered() {
     let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
-    let reads = || metric(&g.admin, "dooz_meta_operation_duration_seconds_count", &["operation=\"get_user\""]);
+    let reads = || {
+        metric(
+            &g.admin,
+            "dooz_meta_operation_duration_seconds_count",
+            &["operation=\"get_user\""],
+        )
+    };
     let before = reads().await;
     let unknown = g.client_as("DZNOSUCHKEY000000000", "whatever-secret-1234");
     for _ in 0..15 {
-        assert_eq!(code(unknown.list_buckets().send().await), "InvalidAccessKeyId");
+        assert_eq!(
+            code(unknown.list_buckets().send().await),
+            "InvalidAccessKeyId"
+        );
     }
     assert_eq!(reads().await - before, 1.0);
     let nonsense = g.client_as("not-a-key!", "whatever-secret-1234");

@@ -337,7 +337,10 @@ async fn object_lock(meta: Meta) {
     );
     assert_eq!(get(&c, b, "evidence").await, b"h");
 
-    assert_eq!(legal_hold(&c, b, "evidence", Some(&held), false).await, "ok");
+    assert_eq!(
+        legal_hold(&c, b, "evidence", Some(&held), false).await,
+        "ok"
+    );
     assert_eq!(
         delete_version(&c, b, "evidence", &held, false).await,
         "deleted"
@@ -502,7 +505,10 @@ async fn object_lock(meta: Meta) {
         "Object Lock needs versioning"
     );
     support::put(&c, "plain", "k", b"x").await;
-    assert_eq!(legal_hold(&c, "plain", "k", None, true).await, "InvalidRequest");
+    assert_eq!(
+        legal_hold(&c, "plain", "k", None, true).await,
+        "InvalidRequest"
+    );
     // Malformed lock headers: a mode without a date; a date in the past.
     let r = c
         .put_object()

@@ -105,7 +105,11 @@ async fn huge_manifests_are_read_only_where_needed() {
         .get_object()
         .bucket("huge")
         .key("big")
-        .range(format!("bytes={}-{}", total - seed_data.len() as u64, total - 1))
+        .range(format!(
+            "bytes={}-{}",
+            total - seed_data.len() as u64,
+            total - 1
+        ))
         .send()
         .await
         .unwrap()

@@ -163,7 +163,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 impl S3Call {
     /// None for requests that change nothing. Otherwise the call, with the
     /// slot for the verified caller put into the request.
-    pub fn begin<B>(
+    pub(crate) fn begin<B>(
         req: &mut Request<B>,
         op: &'static str,
         claimed_key: Option<String>,

@@ -154,7 +154,10 @@ impl Plan {
         for i in 0..self.args.mixed_clients / 2 {
             let p = self.dir.join(format!("mixed-{i}.bin"));
             let size = self.args.mixed_mib << 20;
-            if std::fs::metadata(&p).map(|m| m.len() != size).unwrap_or(true) {
+            if std::fs::metadata(&p)
+                .map(|m| m.len() != size)
+                .unwrap_or(true)
+            {
                 eprintln!("bench: generating {}", p.display());
                 data::write_file(&p, Kind::Random, size, self.args.seed + 1000 + i as u64)
                     .map_err(io("writing mixed inputs"))?;

@@ -10,8 +10,7 @@ use super::validate::{validate_key, validate_user_metadata};
 use super::{Action, Engine, EngineError, EngineResult, MAX_OBJECT_SIZE, Principal, now_millis};
 use crate::meta::{
     Manifest, ManifestChunk, ManifestHead, ObjectAttrs, ObjectCommit, ObjectLock, ObjectVersion,
-    Part,
-    PartCommit, WriteConditions,
+    Part, PartCommit, WriteConditions,
 };
 
 pub struct CopySource {

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dooz_chunker::{ChunkId, Keyring};
+use dooz_chunker::Keyring;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt, stream};
@@ -25,7 +25,6 @@ use crate::budget::{self, MemoryBudget, Reservation, accounted};
 use crate::meta::{Manifest, ManifestHead, ObjectVersion};
 use crate::metrics::METRICS;
 use crate::store::{PackStore, StoreError};
-
 
 /// A Range header, before it meets the object size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use dooz_chunker::Keyring;
 
 use super::get::open_pieces;
 use super::plan::{Piece, Read};
-use crate::budget::Reservation;
 use super::{Engine, EngineError, EngineResult};
+use crate::budget::Reservation;
 use crate::meta::{ChunkLocation, TenantId};
 
 #[derive(Clone)]

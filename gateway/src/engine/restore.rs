@@ -244,7 +244,7 @@ impl Engine {
                 }
                 None => report.unchanged += 1,
             }
-            if report.keys_scanned % PROGRESS_EVERY == 0 {
+            if report.keys_scanned.is_multiple_of(PROGRESS_EVERY) {
                 on(RestoreEvent::Progress(&report));
             }
             Ok(())

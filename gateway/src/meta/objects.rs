@@ -175,8 +175,15 @@ pub(crate) async fn get_bounded(
         match Manifest::decode_head(&prefix, len) {
             Ok(h) => break h,
             Err(ManifestError::Truncated(_)) if (prefix.len() as u64) < len => {
-                let more = slice(tx, &bucket, &key, &version, prefix.len() as u64, prefix.len())
-                    .await?;
+                let more = slice(
+                    tx,
+                    &bucket,
+                    &key,
+                    &version,
+                    prefix.len() as u64,
+                    prefix.len(),
+                )
+                .await?;
                 if more.is_empty() {
                     return Err(corrupt(ManifestError::Truncated(prefix.len())));
                 }

@@ -379,7 +379,9 @@ impl Tx for SqliteTx<'_> {
             .conn
             .blob_open("main", "objects", "manifest", rowid, true)
             .map_err(|e| sqlite_err(e, "opening a manifest blob"))?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(blob.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(blob.len());
         let mut buf = vec![0u8; len.min(blob.len() - start)];
         blob.read_at_exact(&mut buf, start)
             .map_err(|e| sqlite_err(e, "reading a manifest blob"))?;

@@ -9,8 +9,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::codec::now_millis;
-use super::manifest::ManifestHead;
 use super::lock::{BucketLock, LockUpdate, ObjectLock};
+use super::manifest::ManifestHead;
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
 use super::{MetaResult, MetaStore, accounts, check, multipart, objects, refs, versions};

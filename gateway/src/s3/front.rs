@@ -189,7 +189,10 @@ fn precheck<B>(req: &Request<B>, t: &Target) -> Option<Refusal> {
     // hold it: refuse it here rather than fail in the database. (It can only
     // arrive percent-encoded; a raw NUL is not valid in a request line.)
     let nul_in_path = req.uri().path().to_ascii_lowercase().contains("%00");
-    let nul_in_query = t.query.iter().any(|(k, v)| k.contains('\0') || v.contains('\0'));
+    let nul_in_query = t
+        .query
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'));
     let nul_in_copy = header_values(req.headers(), "x-amz-copy-source")
         .any(|v| v.to_ascii_lowercase().contains("%00"));
     if nul_in_path || nul_in_query || nul_in_copy {

@@ -357,7 +357,8 @@ pub async fn delete_objects(
         .headers
         .keys()
         .any(|k| k.as_str().starts_with("x-amz-checksum-") && k.as_str() != "x-amz-checksum-type");
-    if req.input.content_md5.is_none() && !has_checksum {
+    // s3s's DeleteObjectsInput has no Content-MD5 field; the header is there.
+    if !req.headers.contains_key("content-md5") && !has_checksum {
         return Err(s3_error!(
             InvalidRequest,
             "Missing required header for this request: Content-MD5 or x-amz-checksum-*"

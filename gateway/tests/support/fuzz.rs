@@ -143,17 +143,37 @@ const HEADERS: &[(&str, &[&str])] = &[
     ("x-amz-checksum-sha256", &["AAAA", ""]),
     (
         "range",
-        &["bytes=0-0", "bytes=-1", "bytes=5-2", "bytes=0-", "bytes=99999999-", "bytes"],
+        &[
+            "bytes=0-0",
+            "bytes=-1",
+            "bytes=5-2",
+            "bytes=0-",
+            "bytes=99999999-",
+            "bytes",
+        ],
     ),
     ("if-match", &["*", "\"abc\"", ""]),
     ("if-none-match", &["*", "\"abc\""]),
-    ("if-modified-since", &["Sat, 01 Jan 2000 00:00:00 GMT", "yesterday"]),
+    (
+        "if-modified-since",
+        &["Sat, 01 Jan 2000 00:00:00 GMT", "yesterday"],
+    ),
     (
         "x-amz-copy-source",
-        &["/fuzz/k", "fuzz/dir/sub/k", "/nosuchbucket/k", "%00", "/fuzz/k?versionId=x", ""],
+        &[
+            "/fuzz/k",
+            "fuzz/dir/sub/k",
+            "/nosuchbucket/k",
+            "%00",
+            "/fuzz/k?versionId=x",
+            "",
+        ],
     ),
     ("x-amz-copy-source-range", &["bytes=0-1", "bytes=9-1", "x"]),
-    ("x-amz-decoded-content-length", &["0", "10", "99999999999", "x"]),
+    (
+        "x-amz-decoded-content-length",
+        &["0", "10", "99999999999", "x"],
+    ),
     (
         "x-amz-content-sha256",
         &[
@@ -163,15 +183,24 @@ const HEADERS: &[(&str, &[&str])] = &[
             "deadbeef",
         ],
     ),
-    ("x-amz-trailer", &["x-amz-checksum-crc32", "x-amz-checksum-nope"]),
+    (
+        "x-amz-trailer",
+        &["x-amz-checksum-crc32", "x-amz-checksum-nope"],
+    ),
     ("x-amz-meta-a", &["b"]),
     ("x-amz-tagging", &["a=b", "%%"]),
     ("x-amz-checksum-algorithm", &["CRC32", "MD5", "crc64nvme"]),
     ("x-amz-sdk-checksum-algorithm", &["CRC32"]),
-    ("x-amz-server-side-encryption-customer-algorithm", &["AES256"]),
+    (
+        "x-amz-server-side-encryption-customer-algorithm",
+        &["AES256"],
+    ),
     ("content-encoding", &["aws-chunked", "gzip"]),
     ("expect", &["100-continue"]),
-    ("authorization", &["AWS DZX:c2ln", "AWS4-HMAC-SHA256 garbage", "Bearer x"]),
+    (
+        "authorization",
+        &["AWS DZX:c2ln", "AWS4-HMAC-SHA256 garbage", "Bearer x"],
+    ),
 ];
 
 fn headers_strategy() -> impl Strategy<Value = Vec<(String, String)>> {
@@ -300,7 +329,11 @@ pub fn run(default_cases: u32, meta: Meta) {
     let g = rt.block_on(async {
         let g = start(Options::new(meta, Backend::Local)).await;
         let c = g.client();
-        c.create_bucket().bucket("fuzz").send().await.expect("bucket");
+        c.create_bucket()
+            .bucket("fuzz")
+            .send()
+            .await
+            .expect("bucket");
         super::put(&c, "fuzz", "k", b"fuzzed object").await;
         super::put(&c, "fuzz", "dir/sub/k", &super::pseudo_random(300_000, 1)).await;
         g

@@ -89,7 +89,9 @@ pub async fn put_versioning(
     status: aws_sdk_s3::types::BucketVersioningStatus,
 ) -> Result<
     aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningOutput,
-    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningError>,
+    aws_sdk_s3::error::SdkError<
+        aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningError,
+    >,
 > {
     c.put_bucket_versioning()
         .bucket(bucket)

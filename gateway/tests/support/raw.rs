@@ -60,7 +60,10 @@ pub async fn send(addr: &str, req: &http::Request<Vec<u8>>) -> RawResponse {
         head.push_str(&format!("host: {addr}\r\n"));
     }
     for (k, v) in req.headers() {
-        head.push_str(&format!("{k}: {}\r\n", String::from_utf8_lossy(v.as_bytes())));
+        head.push_str(&format!(
+            "{k}: {}\r\n",
+            String::from_utf8_lossy(v.as_bytes())
+        ));
     }
     if !req.headers().contains_key("content-length")
         && !req.headers().contains_key("transfer-encoding")
@@ -91,10 +94,16 @@ pub async fn start(addr: &str, req: &http::Request<Vec<u8>>, partial: usize) -> 
     let mut head = format!(
         "{} {} HTTP/1.1\r\n",
         req.method(),
-        req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
     );
     for (k, v) in req.headers() {
-        head.push_str(&format!("{k}: {}\r\n", String::from_utf8_lossy(v.as_bytes())));
+        head.push_str(&format!(
+            "{k}: {}\r\n",
+            String::from_utf8_lossy(v.as_bytes())
+        ));
     }
     head.push_str("\r\n");
     let mut s = TcpStream::connect(addr).await.expect("connect");
@@ -198,7 +207,13 @@ pub fn sign_with(
     secret_key: &str,
     unsigned_payload: bool,
 ) {
-    sign_at(req, access_key, secret_key, unsigned_payload, SystemTime::now());
+    sign_at(
+        req,
+        access_key,
+        secret_key,
+        unsigned_payload,
+        SystemTime::now(),
+    );
 }
 
 /// Like `sign_with`, dated `time`.
@@ -209,14 +224,9 @@ pub fn sign_at(
     unsigned_payload: bool,
     time: SystemTime,
 ) {
-    let identity = aws_credential_types::Credentials::new(
-        access_key,
-        secret_key,
-        None,
-        None,
-        "dooz-tests",
-    )
-    .into();
+    let identity =
+        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "dooz-tests")
+            .into();
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
     settings.percent_encoding_mode = PercentEncodingMode::Single;
