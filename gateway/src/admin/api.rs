@@ -123,7 +123,9 @@ fn decode(seg: &str) -> Option<String> {
 /// methods the path allows (empty: no such path).
 fn route(method: &Method, rest: &str) -> Result<Route, &'static str> {
     let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
-    let one = |m: &Method, get: Option<Route>, post: Option<Route>, allow| match (m, get, post) {
+    let one = |m: &Method, get: Option<Route>, post: Option<Route>, allow: &'static str| match (
+        m, get, post,
+    ) {
         (&Method::GET, Some(r), _) | (&Method::POST, _, Some(r)) => Ok(r),
         _ => Err(allow),
     };
@@ -250,7 +252,10 @@ impl Api {
                     StatusCode::NOT_FOUND,
                     error_body(
                         "NoSuchRoute",
-                        &format!("no admin API route {}; see {PREFIX}/openapi.json", parts.uri.path()),
+                        &format!(
+                            "no admin API route {}; see {PREFIX}/openapi.json",
+                            parts.uri.path()
+                        ),
                     ),
                 );
             }
@@ -259,7 +264,11 @@ impl Api {
                     StatusCode::METHOD_NOT_ALLOWED,
                     error_body(
                         "MethodNotAllowed",
-                        &format!("{} {} is not a route; allowed: {allow}", parts.method, parts.uri.path()),
+                        &format!(
+                            "{} {} is not a route; allowed: {allow}",
+                            parts.method,
+                            parts.uri.path()
+                        ),
                     ),
                 );
                 r.headers_mut()

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use zeroize::Zeroizing;
 
 use super::buckets;
-use super::cli::{
-    AdminCommand, BucketCommand, GcCommand, RemoteArgs, TenantCommand, UserCommand,
-};
+use super::cli::{AdminCommand, BucketCommand, GcCommand, RemoteArgs, TenantCommand, UserCommand};
 use super::ops::{
     self, AdminError, AdminResult, BackendInfo, BucketDeleted, BucketInfo, GcRunInfo, GcStatus,
     NewBucketRequest, NewTenantRequest, NewUser, NewUserRequest, PolicyInfo, TenantInfo,
@@ -30,7 +28,10 @@ enum Via {
 }
 
 fn tenant_query(tenant: Option<&str>) -> Vec<(&'static str, String)> {
-    tenant.map(|t| ("tenant", t.to_owned())).into_iter().collect()
+    tenant
+        .map(|t| ("tenant", t.to_owned()))
+        .into_iter()
+        .collect()
 }
 
 impl Via {
@@ -545,7 +546,8 @@ fn print_gc_status(s: &GcStatus) {
     }
     println!(
         "last success         {}",
-        s.last_success.map_or_else(|| "never (this process)".to_owned(), when)
+        s.last_success
+            .map_or_else(|| "never (this process)".to_owned(), when)
     );
     println!(
         "runs                 {} ok, {} error, {} busy",

@@ -162,6 +162,14 @@ fn schemas() -> Value {
 /// The document.
 pub fn document() -> Value {
     let no_params = json!([]);
+    let mut gc_run_responses = responses(
+        ("200", "the run's report (wait=true)", schema("GcRun")),
+        &[(
+            "409",
+            "another collector holds the lease, or an API run is going on",
+        )],
+    );
+    gc_run_responses["202"] = answer("started in the background", schema("GcStarted"));
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -222,12 +230,7 @@ pub fn document() -> Value {
                 "post": op("gcRun", "Run the collector once in this gateway",
                     json!([flag("dry_run", "report what a run would reclaim; change nothing"),
                            flag("wait", "answer when the run ends, with its report (else 202 at once)")]),
-                    {
-                        let mut r = responses(("200", "the run's report (wait=true)", schema("GcRun")),
-                            &[("409", "another collector holds the lease, or an API run is going on")]);
-                        r["202"] = answer("started in the background", schema("GcStarted"));
-                        r
-                    }),
+                    gc_run_responses),
             },
         },
         "components": {

@@ -10,7 +10,10 @@ use zeroize::Zeroizing;
 
 use crate::engine::{EngineError, now_millis};
 use crate::jobs::{Collector, GcError, GcReport};
-use crate::meta::{Bucket, BucketLock, MetaError, Policy, Tenant, TenantSpace, UsageStats, Versioning, VersionSummary};
+use crate::meta::{
+    Bucket, BucketLock, MetaError, Policy, Tenant, TenantSpace, UsageStats, VersionSummary,
+    Versioning,
+};
 use crate::server::Context;
 use crate::store::BackendConfig;
 use crate::tenancy::{self, NewTenant};
@@ -228,9 +231,15 @@ pub async fn create_user(ctx: &Context, req: &NewUserRequest) -> AdminResult<New
     {
         return Err(AdminError::Conflict(format!("access key {a} is taken")));
     }
-    let (user, secret) =
-        tenancy::create_user(ctx.meta.as_ref(), ctx.engine.vault(), &t, &req.name, policy, keys)
-            .await?;
+    let (user, secret) = tenancy::create_user(
+        ctx.meta.as_ref(),
+        ctx.engine.vault(),
+        &t,
+        &req.name,
+        policy,
+        keys,
+    )
+    .await?;
     Ok(NewUser {
         access_key: user.access_key,
         secret_key: secret.as_str().to_owned(),
@@ -418,7 +427,12 @@ pub async fn delete_bucket(ctx: &Context, name: &str, force: bool) -> AdminResul
                 })?;
             out.versions_deleted += 1;
             if (i + 1) % 1000 == 0 {
-                tracing::info!(bucket = name, deleted = i + 1, total = versions.len(), "bucket delete: versions deleted");
+                tracing::info!(
+                    bucket = name,
+                    deleted = i + 1,
+                    total = versions.len(),
+                    "bucket delete: versions deleted"
+                );
             }
         }
         loop {

@@ -59,13 +59,12 @@ impl Remote {
             .header(OPERATOR_HEADER, &self.operator)
             .query(query);
         if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b);
+            req = req.header("content-type", "application/json").body(b);
         }
-        let resp = req.send().await.map_err(|e| {
-            AdminError::Unavailable(format!("admin endpoint {}: {e}", self.base))
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| AdminError::Unavailable(format!("admin endpoint {}: {e}", self.base)))?;
         let status = resp.status();
         let text = resp
             .text()
@@ -84,9 +83,9 @@ impl Remote {
             StatusCode::BAD_REQUEST => AdminError::Invalid(message),
             StatusCode::NOT_FOUND => AdminError::NotFound(message),
             StatusCode::CONFLICT => AdminError::Conflict(message),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => AdminError::Invalid(format!(
-                "{message} (check --token / DOOZ_ADMIN_TOKEN)"
-            )),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                AdminError::Invalid(format!("{message} (check --token / DOOZ_ADMIN_TOKEN)"))
+            }
             StatusCode::SERVICE_UNAVAILABLE => AdminError::Unavailable(message),
             _ => AdminError::Internal(message),
         })
