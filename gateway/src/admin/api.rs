@@ -219,6 +219,14 @@ fn created(v: &impl Serialize) -> Answer {
     Ok((StatusCode::CREATED, to_json(v)?))
 }
 
+fn ok_of(r: AdminResult<impl Serialize>) -> Answer {
+    ok(&r?)
+}
+
+fn created_of(r: AdminResult<impl Serialize>) -> Answer {
+    created(&r?)
+}
+
 fn audit(
     action: &'static str,
     target: impl Into<String>,
@@ -328,7 +336,7 @@ impl Api {
             ),
             Route::ListTenants => (
                 audit("admin:tenant.list", "-", None, none),
-                async { ok(&ops::list_tenants(ctx).await?) }.await,
+                ok_of(ops::list_tenants(ctx).await),
             ),
             Route::CreateTenant => match read_json::<ops::NewTenantRequest>(body).await {
                 Ok(req) => (
@@ -338,13 +346,13 @@ impl Api {
                         Some(req.name.clone()),
                         serde_json::json!({"kek_provider": req.kek_provider, "key_ref": req.key_ref, "cipher": req.cipher}),
                     ),
-                    async { created(&ops::create_tenant(ctx, &req).await?) }.await,
+                    created_of(ops::create_tenant(ctx, &req).await),
                 ),
                 Err(e) => (audit("admin:tenant.create", "-", None, none), Err(e)),
             },
             Route::ListUsers => (
                 audit("admin:user.list", "-", tenant.clone(), none),
-                async { ok(&ops::list_users(ctx, tenant.as_deref()).await?) }.await,
+                ok_of(ops::list_users(ctx, tenant.as_deref()).await),
             ),
             Route::CreateUser => match read_json::<ops::NewUserRequest>(body).await {
                 Ok(req) => (
@@ -354,17 +362,16 @@ impl Api {
                         Some(req.tenant.clone()),
                         serde_json::json!({"name": req.name, "policy": req.policy, "chosen_access_key": req.access_key.is_some()}),
                     ),
-                    async { created(&ops::create_user(ctx, &req).await?) }.await,
+                    created_of(ops::create_user(ctx, &req).await),
                 ),
                 Err(e) => (audit("admin:user.create", "-", None, none), Err(e)),
             },
             Route::DeleteUser(key) => (
                 audit("admin:user.delete", key.clone(), None, none),
-                async {
-                    ops::delete_user(ctx, &key).await?;
-                    ok(&serde_json::json!({"deleted": key}))
-                }
-                .await,
+                match ops::delete_user(ctx, &key).await {
+                    Ok(()) => ok(&serde_json::json!({"deleted": key})),
+                    Err(e) => Err(e),
+                },
             ),
             Route::ListPolicies => (
                 audit("admin:policy.list", "-", None, none),
@@ -372,7 +379,7 @@ impl Api {
             ),
             Route::ListBuckets => (
                 audit("admin:bucket.list", "-", tenant.clone(), none),
-                async { ok(&ops::list_buckets(ctx, tenant.as_deref()).await?) }.await,
+                ok_of(ops::list_buckets(ctx, tenant.as_deref()).await),
             ),
             Route::CreateBucket => match read_json::<ops::NewBucketRequest>(body).await {
                 Ok(req) => (
@@ -382,7 +389,7 @@ impl Api {
                         Some(req.tenant.clone()),
                         serde_json::json!({"versioning": req.versioning, "object_lock": req.object_lock}),
                     ),
-                    async { created(&ops::create_bucket(ctx, &req).await?) }.await,
+                    created_of(ops::create_bucket(ctx, &req).await),
                 ),
                 Err(e) => (audit("admin:bucket.create", "-", None, none), Err(e)),
             },
@@ -395,26 +402,30 @@ impl Api {
                         None,
                         serde_json::json!({"force": force.as_ref().ok()}),
                     ),
-                    async { ok(&ops::delete_bucket(ctx, &name, force?).await?) }.await,
+                    match force {
+                        Ok(force) => ok_of(ops::delete_bucket(ctx, &name, force).await),
+                        Err(e) => Err(e),
+                    },
                 )
             }
             Route::Usage => (
                 audit("admin:usage", "-", tenant.clone(), none),
-                async { ok(&ops::usage(ctx, tenant.as_deref()).await?) }.await,
+                ok_of(ops::usage(ctx, tenant.as_deref()).await),
             ),
             Route::Backends => (
                 audit("admin:backend.list", "-", None, none),
-                async { ok(&ops::backends(ctx).await?) }.await,
+                ok_of(ops::backends(ctx).await),
             ),
             Route::GcStatus => (
                 audit("admin:gc.status", "-", None, none),
-                async {
-                    let mut s = ops::gc_status(ctx).await?;
-                    s.running = self.gc.running.load(Ordering::SeqCst);
-                    s.last_run = self.gc.last();
-                    ok(&s)
-                }
-                .await,
+                match ops::gc_status(ctx).await {
+                    Ok(mut s) => {
+                        s.running = self.gc.running.load(Ordering::SeqCst);
+                        s.last_run = self.gc.last();
+                        ok(&s)
+                    }
+                    Err(e) => Err(e),
+                },
             ),
             Route::GcRun => {
                 let flags = q.flag("dry_run").and_then(|d| Ok((d, q.flag("wait")?)));

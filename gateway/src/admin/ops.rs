@@ -11,8 +11,7 @@ use zeroize::Zeroizing;
 use crate::engine::{EngineError, now_millis};
 use crate::jobs::{Collector, GcError, GcReport};
 use crate::meta::{
-    Bucket, BucketLock, MetaError, Policy, Tenant, TenantSpace, UsageStats, VersionSummary,
-    Versioning,
+    Bucket, BucketLock, MetaError, Policy, Tenant, TenantSpace, UsageStats, Versioning,
 };
 use crate::server::Context;
 use crate::store::BackendConfig;
@@ -397,16 +396,25 @@ pub async fn delete_bucket(ctx: &Context, name: &str, force: bool) -> AdminResul
         let now = now_millis();
         let mut versions = Vec::new();
         let mut locked = Vec::new();
-        ctx.engine
-            .for_each_version(name, "", async |v: VersionSummary| {
+        // A plain loop over the pages rather than Engine::for_each_version:
+        // its AsyncFnMut callback makes a future the HTTP API cannot hold
+        // (not Send for every lifetime).
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let cursor = after.as_ref().map(|(k, v)| (k.as_str(), Some(v.as_str())));
+            let page = meta.list_versions(name, "", cursor, 1000).await?;
+            for v in page.items {
                 let full = meta.get_object(name, &v.key, Some(&v.version_id)).await?;
                 if let Some(why) = full.and_then(|f| f.lock.deletion_blocked(now, false)) {
                     locked.push(format!("{} version {}: {why}", v.key, v.version_id));
                 }
+                after = Some((v.key.clone(), v.version_id.clone()));
                 versions.push((v.key, v.version_id));
-                Ok(())
-            })
-            .await?;
+            }
+            if !page.truncated {
+                break;
+            }
+        }
         if !locked.is_empty() {
             let shown: Vec<&str> = locked.iter().take(10).map(String::as_str).collect();
             return Err(AdminError::Conflict(format!(

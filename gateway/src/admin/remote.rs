@@ -45,6 +45,15 @@ impl Remote {
         })
     }
 
+    fn url(&self, path: &str, query: &[(&str, String)]) -> AdminResult<String> {
+        if query.is_empty() {
+            return Ok(format!("{}{path}", self.base));
+        }
+        let q = serde_urlencoded::to_string(query)
+            .map_err(|e| AdminError::Internal(format!("query string: {e}")))?;
+        Ok(format!("{}{path}?{q}", self.base))
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -54,10 +63,9 @@ impl Remote {
     ) -> AdminResult<T> {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, self.url(path, query)?)
             .bearer_auth(self.token.as_str())
-            .header(OPERATOR_HEADER, &self.operator)
-            .query(query);
+            .header(OPERATOR_HEADER, &self.operator);
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
