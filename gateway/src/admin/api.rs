@@ -482,3 +482,43 @@ impl Api {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_methods_and_segments() {
+        assert!(matches!(
+            route(&Method::GET, "/tenants"),
+            Ok(Route::ListTenants)
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/tenants"),
+            Ok(Route::CreateTenant)
+        ));
+        assert_eq!(route(&Method::PUT, "/tenants").err(), Some("GET, POST"));
+        assert!(matches!(
+            route(&Method::DELETE, "/buckets/a%2Fb"),
+            Ok(Route::DeleteBucket(n)) if n == "a/b"
+        ));
+        assert_eq!(
+            route(&Method::DELETE, "/buckets/bad%zz").err(),
+            Some("DELETE")
+        );
+        assert_eq!(route(&Method::GET, "/buckets/x/y").err(), Some(""));
+        assert_eq!(route(&Method::GET, "/users/").err(), Some(""));
+        assert_eq!(route(&Method::GET, "/gc/run").err(), Some("POST"));
+        assert_eq!(route(&Method::GET, "").err(), Some(""));
+    }
+
+    #[test]
+    fn flags_are_true_or_false() {
+        let q = Query::parse(Some("force=true&dry_run=0&wait&x=maybe")).unwrap();
+        assert!(q.flag("force").unwrap());
+        assert!(!q.flag("dry_run").unwrap());
+        assert!(q.flag("wait").unwrap());
+        assert!(!q.flag("absent").unwrap());
+        assert!(matches!(q.flag("x"), Err(AdminError::Invalid(_))));
+    }
+}
