@@ -266,13 +266,17 @@ async fn migrations_are_idempotent_and_refuse_newer_schemas(db: &TestDb) {
     assert_eq!(
         db.ints("SELECT COUNT(*), MIN(version), MAX(version) FROM schema_migrations")
             .await,
-        vec![vec![Some(2), Some(1), Some(2)]]
+        vec![vec![
+            Some(meta::SCHEMA_VERSION),
+            Some(1),
+            Some(meta::SCHEMA_VERSION)
+        ]]
     );
     db.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)")
         .await;
     match db.try_open().await {
         Err(MetaError::SchemaTooNew { found, known }) => {
-            assert_eq!((found, known), (9999, 2));
+            assert_eq!((found, known), (9999, meta::SCHEMA_VERSION));
         }
         other => panic!("expected SchemaTooNew, got {:?}", other.map(|s| s.kind())),
     }
@@ -285,7 +289,7 @@ async fn concurrent_opens_apply_each_migration_once(db: &TestDb) {
     }
     assert_eq!(
         db.ints("SELECT COUNT(*) FROM schema_migrations").await,
-        vec![vec![Some(2)]]
+        vec![vec![Some(meta::SCHEMA_VERSION)]]
     );
 }
 
