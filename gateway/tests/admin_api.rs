@@ -23,7 +23,7 @@ async fn gateway(meta: Meta) -> Gateway {
     let mut opts = Options::new(meta, Backend::Local);
     opts.admin = Some(dooz_gateway::config::AdminConfig {
         token: Some(TOKEN.into()),
-        token_file: None,
+        ..Default::default()
     });
     start(opts).await
 }
