@@ -5,3 +5,4 @@ pub mod buckets;
 pub mod cli;
 pub mod health;
 pub mod http;
+pub mod lifecycle;
