@@ -294,3 +294,51 @@ def test_lifecycle_versioned_rules_and_object_lock(s3, deployment, new_bucket, e
     assert r["skipped_locked"] == 1 and r["noncurrent_versions_removed"] == 0, r
     assert {v for (_, v, _) in versions(s3, locked)} == {v1, v2}, "[dooz] Object Lock keeps the version"
     s3.delete_object(Bucket=locked, Key="k", VersionId=v1, BypassGovernanceRetention=True)
+
+
+def test_lifecycle_kill_9_resumes_without_repeats(s3, deployment, new_bucket, evidence, rng):
+    """lifecycle run killed with SIGKILL mid-pass: the next pass resumes after the saved cursor, every selected key gets exactly one delete marker, nothing else is touched"""
+    import signal
+    import subprocess
+
+    b = new_bucket()
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    put_rules(s3, b, [expire("exp", Prefix="exp/")])
+    selected = [f"exp/{i:02}" for i in range(30)]
+    others = [f"keep/{i:02}" for i in range(5)]
+    for k in selected + others:
+        s3.put_object(Bucket=b, Key=k, Body=marked(evidence, rng, 300))
+    time.sleep(1.5)
+    # Batches of two keys, ten actions a second: the pass takes three seconds
+    # at least and saves its cursor every two keys. A one-second lease, so a
+    # killed holder's lease runs out quickly.
+    env = dict(
+        deployment.env,
+        DOOZ_LIFECYCLE__BATCH_SIZE="2",
+        DOOZ_LIFECYCLE__MAX_ACTIONS_PER_SEC="10",
+        DOOZ_GC__LEASE_TTL="1",
+        DOOZ_GC__CLOCK_SKEW="0",
+    )
+    cmd = [deployment.dooz_bin, "lifecycle", "run", "--bucket", b, *deployment.location_args()]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    assert p.returncode == -signal.SIGKILL, f"[dooz] the pass ended before the kill: {p.stderr.read().decode()[-2000:]}"
+    status = json.loads(deployment.dooz(["lifecycle", "status", "--json"], step="status after kill").stdout)
+    mine = next(s for s in status if s["bucket"] == b)
+    assert mine["pass_in_progress"] is True and mine["cursor"], mine
+    assert mine["cursor"] < selected[-1], mine
+
+    time.sleep(1.5)  # the killed process's lease expires
+    env.pop("DOOZ_LIFECYCLE__MAX_ACTIONS_PER_SEC")
+    r = lifecycle_run(deployment, b, env=env)
+    assert r["error"] is None and r["resumed"] == 1, r
+    markers: dict[str, int] = {}
+    for key, _, is_marker in versions(s3, b):
+        if is_marker:
+            markers[key] = markers.get(key, 0) + 1
+    assert markers == {k: 1 for k in selected}, f"[dooz] one delete marker per selected key, none elsewhere: {markers}"
+    assert keys(s3, b) == set(others)
+    again = lifecycle_run(deployment, b, env=env)
+    assert again["delete_markers_added"] == 0 and again["resumed"] == 0, again

@@ -132,6 +132,16 @@ async fn resumes_after_its_cursor_one_pass_at_a_time(meta: Meta) {
         stderr.contains("debug_day_secs") && stderr.contains("never set it in production"),
         "the test-only day length is logged loudly: {stderr}"
     );
+    // Passes run by an operator are in the audit log, with what they did.
+    let audit = g.dooz(&["audit", "export", "--format", "jsonl"]);
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["action"] == "lifecycle:run")
+        .collect();
+    assert_eq!(runs.len(), 2, "the busy run and the pass: {runs:?}");
+    assert_eq!(runs[1]["target"], "lcycle");
+    assert_eq!(runs[1]["result"], "ok");
     let status = g.dooz(&["lifecycle", "status", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(rows[0]["bucket"], "lcycle");

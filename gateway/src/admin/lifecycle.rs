@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::audit::cli::{CommandAudit, finish_command};
 use crate::config::Config;
 use crate::jobs::lease::LeaseTimings;
 use crate::jobs::{LifecycleError, LifecycleReport, LifecycleWorker};
@@ -52,18 +53,44 @@ pub async fn run(cfg: Config, cmd: LifecycleCommand) -> CliResult {
             bucket,
             dry_run,
             json,
-        } => run_pass(&ctx, bucket.as_deref(), dry_run, json).await,
+        } => {
+            let (outcome, report) = run_pass(&ctx, bucket.as_deref(), dry_run, json).await;
+            if dry_run {
+                return outcome;
+            }
+            // A pass that changes data is an operator action: audited.
+            let audit = CommandAudit {
+                action: "lifecycle:run",
+                target: bucket.unwrap_or_else(|| "*".to_owned()),
+                tenant: None,
+                detail: report,
+            };
+            finish_command(&ctx, audit, outcome).await
+        }
         LifecycleCommand::Status { json } => status(&ctx, json).await,
     }
 }
 
-async fn run_pass(ctx: &Context, bucket: Option<&str>, dry_run: bool, json: bool) -> CliResult {
+/// One pass; its outcome and its report (for the audit record).
+async fn run_pass(
+    ctx: &Context,
+    bucket: Option<&str>,
+    dry_run: bool,
+    json: bool,
+) -> (CliResult, serde_json::Value) {
     if let Some(b) = bucket {
-        if ctx.meta.get_bucket(b).await.map_err(err)?.is_none() {
-            return Err(format!("no such bucket: {b}"));
-        }
-        if ctx.engine.lifecycle_of(b).await.map_err(err)?.is_none() {
-            return Err(format!("bucket {b} has no lifecycle configuration"));
+        let refused = match (
+            ctx.meta.get_bucket(b).await,
+            ctx.engine.lifecycle_of(b).await,
+        ) {
+            (Err(e), _) => Some(err(e)),
+            (_, Err(e)) => Some(err(e)),
+            (Ok(None), _) => Some(format!("no such bucket: {b}")),
+            (_, Ok(None)) => Some(format!("bucket {b} has no lifecycle configuration")),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            return (Err(why), serde_json::Value::Null);
         }
     }
     let worker = LifecycleWorker::new(
@@ -78,14 +105,14 @@ async fn run_pass(ctx: &Context, bucket: Option<&str>, dry_run: bool, json: bool
         Ok(r) => (r, None),
         Err(f) => (f.report, Some(f.error)),
     };
+    let mut v = serde_json::to_value(&report).unwrap_or_default();
+    v["error"] = serde_json::json!(failure.as_ref().map(ToString::to_string));
     if json {
-        let mut v = serde_json::to_value(&report).map_err(err)?;
-        v["error"] = serde_json::json!(failure.as_ref().map(ToString::to_string));
         println!("{v}");
     } else {
         println!("{}", report.summary());
     }
-    match failure {
+    let outcome = match failure {
         None => Ok(ExitCode::SUCCESS),
         Some(e @ LifecycleError::Busy(_)) => {
             eprintln!("dooz lifecycle run: {e}; try again later");
@@ -95,7 +122,8 @@ async fn run_pass(ctx: &Context, bucket: Option<&str>, dry_run: bool, json: bool
             eprintln!("dooz lifecycle run: pass stopped: {e}");
             Ok(ExitCode::FAILURE)
         }
-    }
+    };
+    (outcome, v)
 }
 
 async fn status(ctx: &Context, json: bool) -> CliResult {
