@@ -168,6 +168,10 @@ pub struct AdminConfig {
     /// A file holding the token (surrounding whitespace ignored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// Paths answered without the token on any address: some of
+    /// `/health/live`, `/health/ready`, `/metrics` (Kubernetes probes cannot
+    /// send a token). On a loopback address all three are open anyway.
+    pub open_paths: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -96,20 +96,42 @@ impl ServerTls {
 /// Roots for verifying a server: the system's, plus those in `extra`.
 pub fn root_store(extra: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
+    add_system_roots(&mut roots);
+    if let Some(path) = extra {
+        add_file_roots(&mut roots, path)?;
+    }
+    Ok(roots)
+}
+
+/// As libpq's `sslrootcert`: the roots in `file` alone when given, else the
+/// system's. (A system store may trust more than the operator means to: on
+/// Debian, `update-ca-certificates` can put the host's self-signed snakeoil
+/// certificate among them.)
+pub fn root_store_libpq(file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match file {
+        Some(path) => add_file_roots(&mut roots, path)?,
+        None => add_system_roots(&mut roots),
+    }
+    Ok(roots)
+}
+
+fn add_system_roots(roots: &mut RootCertStore) {
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {
         tracing::debug!(error = %e, "skipping a system root certificate");
     }
     roots.add_parsable_certificates(native.certs);
-    if let Some(path) = extra {
-        for cert in certificates(path)? {
-            roots.add(cert).map_err(|e| TlsError::Pem {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })?;
-        }
+}
+
+fn add_file_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
+    for cert in certificates(path)? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
     }
-    Ok(roots)
+    Ok(())
 }
 
 /// A client configuration over the given verifier.

@@ -255,9 +255,6 @@ fn precondition_failed<T: std::fmt::Debug>(r: meta::MetaResult<T>) -> bool {
 
 // ------------------------------------------------------------ migrations
 
-/// Migrations this binary carries (0001_init … 0006_lifecycle).
-const MIGRATIONS: i64 = 6;
-
 async fn migrations_are_idempotent_and_refuse_newer_schemas(db: &TestDb) {
     for _ in 0..3 {
         let store = meta::open(&db.url()).await.unwrap();
@@ -271,13 +268,17 @@ async fn migrations_are_idempotent_and_refuse_newer_schemas(db: &TestDb) {
     assert_eq!(
         db.ints("SELECT COUNT(*), MIN(version), MAX(version) FROM schema_migrations")
             .await,
-        vec![vec![Some(MIGRATIONS), Some(1), Some(MIGRATIONS)]]
+        vec![vec![
+            Some(meta::SCHEMA_VERSION),
+            Some(1),
+            Some(meta::SCHEMA_VERSION)
+        ]]
     );
     db.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)")
         .await;
     match db.try_open().await {
         Err(MetaError::SchemaTooNew { found, known }) => {
-            assert_eq!((found, known), (9999, MIGRATIONS));
+            assert_eq!((found, known), (9999, meta::SCHEMA_VERSION));
         }
         other => panic!("expected SchemaTooNew, got {:?}", other.map(|s| s.kind())),
     }
@@ -290,7 +291,7 @@ async fn concurrent_opens_apply_each_migration_once(db: &TestDb) {
     }
     assert_eq!(
         db.ints("SELECT COUNT(*) FROM schema_migrations").await,
-        vec![vec![Some(MIGRATIONS)]]
+        vec![vec![Some(meta::SCHEMA_VERSION)]]
     );
 }
 

@@ -297,8 +297,16 @@ async fn postgres_is_reached_over_tls_as_sslmode_says() {
         .ping()
         .await
         .unwrap();
-    let Err(e) = dooz_gateway::meta::open(&format!("{by_name} sslmode=verify-full")).await else {
-        panic!("a self-signed certificate must not pass verify-full with the system roots");
+    // sslrootcert names the only roots trusted (as libpq): another CA fails.
+    let dir = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = make_ca_and_cert(dir.path(), "localhost");
+    let Err(e) = dooz_gateway::meta::open(&format!(
+        "{by_name} sslmode=verify-full sslrootcert={}",
+        other_ca.display()
+    ))
+    .await
+    else {
+        panic!("a certificate signed by another CA must not pass verify-full");
     };
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
     let Err(e) = dooz_gateway::meta::open(&format!(
@@ -358,12 +366,15 @@ async fn s3_backend_behind_a_private_ca() {
     let g = start(opts).await;
     g.client()
         .create_bucket()
-        .bucket("ca")
+        .bucket("via-ca")
         .send()
         .await
         .unwrap();
-    put(&g.client(), "ca", "k", b"through a private CA").await;
-    assert_eq!(get(&g.client(), "ca", "k").await, b"through a private CA");
+    put(&g.client(), "via-ca", "k", b"through a private CA").await;
+    assert_eq!(
+        get(&g.client(), "via-ca", "k").await,
+        b"through a private CA"
+    );
 
     let mut opts = Options::new(Meta::Sqlite, Backend::Local);
     opts.backend_config = Some(backend(None));
@@ -393,6 +404,7 @@ async fn admin_endpoint_wants_a_token_and_readiness_tells_no_internals() {
     opts.admin = Some(dooz_gateway::config::AdminConfig {
         token: Some("admin-token-0123456789".into()),
         token_file: None,
+        open_paths: Vec::new(),
     });
     let g = start(opts).await;
     let http = reqwest::Client::new();
@@ -474,6 +486,7 @@ fn dooz_config_redacts_every_secret() {
             .env("DOOZ_KMS__OPENBAO__ADDR", "https://bao.internal:8200")
             .env("DOOZ_KMS__OPENBAO__KEY", "dooz")
             .env("DOOZ_KMS__OPENBAO__TOKEN", secrets[2])
+            .env("DOOZ_DEFAULT_BACKEND", "sw")
             .env("DOOZ_BACKENDS__SW__TYPE", "s3")
             .env("DOOZ_BACKENDS__SW__BUCKET", "packs")
             .env("DOOZ_BACKENDS__SW__SECRET_ACCESS_KEY", secrets[3])

@@ -177,6 +177,12 @@ strings (valid TOML basic strings), scalars first, then [sub.tables].
 {{- $_ := set $cfg "data_dir" (include "dooz.dataDir" .) }}
 {{- $_ := set $cfg "listen" (printf "0.0.0.0:%d" (int .Values.s3.port)) }}
 {{- $_ := set $cfg "admin_listen" (printf "0.0.0.0:%d" (int .Values.admin.port)) }}
+{{- /* Probes and scrapes carry no token: open them unless values say otherwise. */}}
+{{- $admin := $cfg.admin | default dict }}
+{{- if not (hasKey $admin "open_paths") }}
+{{- $_ := set $admin "open_paths" (list "/health/live" "/health/ready" "/metrics") }}
+{{- end }}
+{{- $_ := set $cfg "admin" $admin }}
 {{- $kms := $cfg.kms | default dict }}
 {{- $_ := set $kms "root_key_file" (include "dooz.rootKeyFile" .) }}
 {{- if .Values.openbao.enabled }}

@@ -40,6 +40,7 @@ pub use lock::{
     BucketLock, DefaultRetention, LockUpdate, ObjectLock, Retention, RetentionMode, RetentionPeriod,
 };
 pub use manifest::{Manifest, ManifestChunk, ManifestHead, ManifestPart};
+pub use migrate::LATEST as SCHEMA_VERSION;
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -7,7 +7,8 @@
 //! | `verify-ca` | TLS, the chain must lead to a trusted root |
 //! | `verify-full` | TLS, the chain and the host name must check |
 //!
-//! Trusted roots: the system's plus those in `sslrootcert=FILE`.
+//! Trusted roots, as libpq: those in `sslrootcert=FILE` when given, else the
+//! system's.
 
 use std::io;
 use std::path::PathBuf;
@@ -65,11 +66,11 @@ pub(crate) fn prepare(url: &str) -> MetaResult<(tokio_postgres::Config, RustlsCo
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         Mode::Off | Mode::Unverified => Arc::new(AnyCertificate),
         Mode::VerifyCa => Arc::new(ChainOnly(
-            tls::webpki_verifier(tls::root_store(root.as_deref()).map_err(tls_err)?)
+            tls::webpki_verifier(tls::root_store_libpq(root.as_deref()).map_err(tls_err)?)
                 .map_err(tls_err)?,
         )),
         Mode::VerifyFull => {
-            tls::webpki_verifier(tls::root_store(root.as_deref()).map_err(tls_err)?)
+            tls::webpki_verifier(tls::root_store_libpq(root.as_deref()).map_err(tls_err)?)
                 .map_err(tls_err)?
         }
     };

@@ -349,13 +349,17 @@ fn content_length(r: &http::HeaderMap) -> u64 {
 }
 
 /// The Content-MD5 and x-amz-checksum-* headers of a request, if any.
-fn claimed_digest(h: &HeaderMap) -> Result<Option<ExpectedChecksums>, EngineError> {
+fn claimed_digest(
+    h: &HeaderMap,
+    checksum_headers: bool,
+) -> Result<Option<ExpectedChecksums>, EngineError> {
     let content_md5 = h
         .get("content-md5")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let headers: std::collections::BTreeMap<_, _> = ChecksumAlgorithm::ALL
         .into_iter()
+        .filter(|_| checksum_headers)
         .filter_map(|a| {
             h.get(a.header())
                 .and_then(|v| v.to_str().ok())
@@ -512,8 +516,11 @@ async fn serve(
     let aws_chunked =
         header_values(req.headers(), "x-amz-content-sha256").any(|v| v.starts_with("STREAMING-"));
     // s3s checks no digest; an XML body's is checked as it streams by.
+    // CompleteMultipartUpload's x-amz-checksum-* headers are the object's
+    // checksum, not its XML body's; only Content-MD5 covers that body.
+    let completes_upload = req.method() == Method::POST && t.has("uploadId");
     let digest = if buffered && !aws_chunked {
-        match claimed_digest(req.headers()) {
+        match claimed_digest(req.headers(), !completes_upload) {
             Ok(d) => d,
             Err(e) => {
                 return error_response(

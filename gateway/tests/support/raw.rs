@@ -85,7 +85,8 @@ pub async fn send(addr: &str, req: &http::Request<Vec<u8>>) -> RawResponse {
     } else {
         let _ = s.write_all(req.body()).await;
     }
-    read_response(&mut s, Duration::from_secs(60)).await
+    let head_request = req.method() == http::Method::HEAD;
+    read_response_to(&mut s, Duration::from_secs(60), head_request).await
 }
 
 /// Writes the request head (and `partial` of its body) and returns the open
@@ -116,10 +117,16 @@ pub async fn start(addr: &str, req: &http::Request<Vec<u8>>, partial: usize) -> 
 
 /// Reads one response (to EOF, Content-Length or the last chunk).
 pub async fn read_response(s: &mut TcpStream, limit: Duration) -> RawResponse {
+    read_response_to(s, limit, false).await
+}
+
+/// The response to a request; one to a HEAD has no body whatever its
+/// Content-Length says (RFC 9110 §9.3.2).
+pub async fn read_response_to(s: &mut TcpStream, limit: Duration, head: bool) -> RawResponse {
     let mut buf = Vec::new();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        if let Some(r) = parse(&buf) {
+        if let Some(r) = parse(&buf, head) {
             return r;
         }
         let mut chunk = [0u8; 16384];
@@ -132,7 +139,7 @@ pub async fn read_response(s: &mut TcpStream, limit: Duration) -> RawResponse {
             ),
         }
     }
-    parse(&buf).unwrap_or_else(|| {
+    parse(&buf, head).unwrap_or_else(|| {
         panic!(
             "connection closed without a complete response: {:?}",
             String::from_utf8_lossy(&buf)
@@ -140,7 +147,7 @@ pub async fn read_response(s: &mut TcpStream, limit: Duration) -> RawResponse {
     })
 }
 
-fn parse(buf: &[u8]) -> Option<RawResponse> {
+fn parse(buf: &[u8], head_request: bool) -> Option<RawResponse> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..end]);
     let mut lines = head.split("\r\n");
@@ -151,7 +158,9 @@ fn parse(buf: &[u8]) -> Option<RawResponse> {
         .collect();
     let rest = &buf[end + 4..];
     let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let body = if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    let body = if head_request {
+        Vec::new()
+    } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
         if rest.len() < len {
             return None;
         }
