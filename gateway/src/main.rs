@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dooz_gateway::admin::cli::{self, AdminCommand, KeysCommand};
+use dooz_gateway::admin::cli::{self, AdminCommand, KeysCommand, RemoteArgs};
 use dooz_gateway::config::Config;
 
 /// Dooz: an S3-compatible gateway that chunks, deduplicates, compresses and
@@ -45,8 +45,14 @@ enum Command {
         #[arg(long, env = "DOOZ_ADMIN_LISTEN", value_name = "ADDR")]
         admin_listen: Option<SocketAddr>,
     },
-    /// Manage tenants, users (access keys) and buckets in the metadata store.
+    /// Manage tenants, users (access keys), buckets and the collector: in the
+    /// metadata store, or with --endpoint through a gateway's admin API.
+    ///
+    /// Locally each command is recorded in the audit log as `cli:<user>`;
+    /// through the API the gateway records it as `api:token`.
     Admin {
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -165,9 +171,14 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Serve { .. }) {
         pin_malloc_threshold();
     }
-    if let Command::Bench(args) = cli.command {
-        return bench(args);
-    }
+    let cli = match cli.command {
+        Command::Bench(args) => return bench(args),
+        // Through a gateway's admin API: no configuration, no metadata store.
+        Command::Admin { remote, command } if remote.endpoint.is_some() => {
+            return admin_remote(remote, command);
+        }
+        command => Cli { command, ..cli },
+    };
     let (listen, admin) = match &cli.command {
         Command::Serve {
             listen,
@@ -189,7 +200,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve { .. } => cli::serve(cfg).await,
-            Command::Admin { command } => cli::admin(cfg, command).await,
+            Command::Admin { command, .. } => cli::admin(cfg, command).await,
             Command::Keys { command } => cli::keys(cfg, command).await,
             Command::Audit { command } => dooz_gateway::audit::cli::run(cfg, command).await,
             Command::Fsck { read_packs, json } => cli::fsck(cfg, read_packs, json).await,
@@ -203,6 +214,20 @@ fn main() -> ExitCode {
         }
     });
     match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dooz: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `dooz admin --endpoint`: no configuration is loaded, no store opened.
+fn admin_remote(remote: RemoteArgs, command: AdminCommand) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(cli::admin_remote(remote, command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("dooz: {e}");

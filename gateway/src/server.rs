@@ -103,6 +103,7 @@ pub fn key_vault(cfg: &Config) -> Result<KeyVault, ServeError> {
 }
 
 /// Everything `serve` and the admin commands share.
+#[derive(Clone)]
 pub struct Context {
     pub cfg: Config,
     pub meta: Arc<dyn MetaStore>,
@@ -317,7 +318,7 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         },
     )
     .with_audit(audit.clone());
-    let admin = AdminService::new(ctx.engine.clone(), admin_auth);
+    let admin = AdminService::new(ctx.clone(), admin_auth);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut tasks = vec![
         tokio::spawn(net::serve_loop(

@@ -763,7 +763,7 @@ async fn multipart_objects_are_capped_at_5_tib() {
     .unwrap();
     let done = c
         .complete_multipart_upload()
-        .bucket("mp")
+        .bucket("mp-cap")
         .key("huge")
         .upload_id(&id)
         .multipart_upload(
@@ -774,9 +774,9 @@ async fn multipart_objects_are_capped_at_5_tib() {
         .send()
         .await;
     assert_eq!(code(done), "EntityTooLarge");
-    absent(&g, "mp", "huge").await;
+    absent(&g, "mp-cap", "huge").await;
     c.abort_multipart_upload()
-        .bucket("mp")
+        .bucket("mp-cap")
         .key("huge")
         .upload_id(&id)
         .send()

@@ -1,5 +1,5 @@
 //! Who may use the admin endpoint — the one check every admin route goes
-//! through (a later admin API adds its routes behind [`AdminAuth::require`]).
+//! through, the admin API's (`/admin/v1/…`) included.
 //!
 //! - On a loopback address, `/metrics` and `/health/*` are open; every other
 //!   path needs `Authorization: Bearer <token>`.
@@ -125,14 +125,19 @@ impl AdminAuth {
         ) {
             return Ok(());
         }
-        let mut r = Response::new(Body::from("admin token required\n".to_owned()));
+        // No hint whether a token was missing or wrong.
+        let body = super::api::error_body(
+            "Unauthorized",
+            "admin token required: Authorization: Bearer <[admin] token>",
+        );
+        let mut r = Response::new(Body::from(body));
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         r.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"dooz-admin\""),
         );
         r.headers_mut()
-            .insert("content-type", HeaderValue::from_static("text/plain"));
+            .insert("content-type", HeaderValue::from_static("application/json"));
         Err(Box::new(r))
     }
 }

@@ -1,6 +1,5 @@
-//! `dooz admin bucket restore | ls | delete`: point-in-time views and
-//! restores of versioned buckets, and bucket deletion that Object Lock
-//! stops like any other delete.
+//! `dooz admin bucket restore | ls`: point-in-time views and restores of
+//! versioned buckets (bucket deletion is in `ops.rs`, shared with the API).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -155,68 +154,5 @@ pub async fn ls(
         }
         eprintln!("{} objects in {name} as of {when}", listed.len());
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `dooz admin bucket delete BUCKET [--force]`: an empty bucket, or with
-/// --force every version, delete marker and upload first. Versions under
-/// Object Lock stop it before anything is deleted.
-pub async fn delete(ctx: &Context, name: &str, force: bool) -> CliResult {
-    let meta = ctx.meta.as_ref();
-    bucket(meta, name).await?;
-    if force {
-        let now = crate::engine::now_millis();
-        let mut versions = Vec::new();
-        let mut locked = Vec::new();
-        ctx.engine
-            .for_each_version(name, "", async |v: VersionSummary| {
-                let full = meta.get_object(name, &v.key, Some(&v.version_id)).await?;
-                if let Some(why) = full.and_then(|f| f.lock.deletion_blocked(now, false)) {
-                    locked.push(format!("{} version {}: {why}", v.key, v.version_id));
-                }
-                versions.push((v.key, v.version_id));
-                Ok(())
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        if !locked.is_empty() {
-            let shown: Vec<&str> = locked.iter().take(10).map(String::as_str).collect();
-            return Err(format!(
-                "bucket {name} holds {} version(s) under Object Lock; nothing was deleted:\n  {}",
-                locked.len(),
-                shown.join("\n  ")
-            ));
-        }
-        for (i, (key, version)) in versions.iter().enumerate() {
-            meta.delete_object(name, key, Some(version), false)
-                .await
-                .map_err(|e| format!("deleting {key} version {version}: {e}"))?;
-            if (i + 1) % 1000 == 0 {
-                eprintln!("delete: {} of {} versions deleted", i + 1, versions.len());
-            }
-        }
-        let mut aborted = 0;
-        loop {
-            let page = meta
-                .list_multipart(name, "", None, 1000)
-                .await
-                .map_err(|e| e.to_string())?;
-            for u in &page.items {
-                meta.abort_multipart(&u.upload_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                aborted += 1;
-            }
-            if page.items.is_empty() {
-                break;
-            }
-        }
-        eprintln!(
-            "delete: {} versions deleted, {aborted} uploads aborted",
-            versions.len()
-        );
-    }
-    meta.delete_bucket(name).await.map_err(|e| e.to_string())?;
-    println!("bucket {name} deleted");
     Ok(ExitCode::SUCCESS)
 }

@@ -3,15 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use zeroize::Zeroizing;
 
-use super::buckets;
 use crate::audit::cli::{CommandAudit, finish_command};
 use crate::config::Config;
 use crate::jobs::{Collector, GcReport};
-use crate::meta::{Bucket, BucketLock, Policy, Versioning};
 use crate::server::{self, Context};
-use crate::tenancy::{self, NewTenant};
+use crate::tenancy;
+
+pub use super::commands::{admin, admin_remote};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -33,6 +32,48 @@ pub enum AdminCommand {
         /// Only this tenant (name or id).
         #[arg(long)]
         tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The collector: its status, or one run now.
+    #[command(subcommand)]
+    Gc(GcCommand),
+    /// The configured backends, whether each answers, and which one new
+    /// buckets use.
+    Backends {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where `dooz admin` does its work: on the metadata store named by the
+/// configuration (default), or through a running gateway's admin API.
+#[derive(clap::Args, Clone, Default)]
+pub struct RemoteArgs {
+    /// A gateway's admin endpoint (e.g. https://dooz-admin:9001): run the
+    /// command through its admin API; no metadata store credentials needed.
+    #[arg(long, global = true, env = "DOOZ_ADMIN_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// That gateway's admin token ([admin] token); prefer DOOZ_ADMIN_TOKEN,
+    /// flags show in `ps`.
+    #[arg(long, global = true, env = "DOOZ_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum GcCommand {
+    /// Settings, who holds the collector's lease, the last successful run
+    /// and run counts (of the process asked: the gateway with --endpoint).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One collector run now (with --endpoint: inside that gateway), like
+    /// `dooz gc`; exit code 3 when another collector holds the lease.
+    Run {
+        /// Report what a run would reclaim; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -127,6 +168,11 @@ pub enum UserCommand {
     },
     /// Delete an access key.
     Delete { access_key: String },
+    /// The policies a user can hold (fixed roles).
+    Policies {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,105 +273,6 @@ pub async fn serve(cfg: Config) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What an admin command does, for its audit record (never its secrets).
-fn describe_admin(cmd: &AdminCommand) -> CommandAudit {
-    let (action, target, tenant, detail) = match cmd {
-        AdminCommand::Tenant(TenantCommand::Create {
-            name,
-            kek_provider,
-            key_ref,
-            cipher,
-        }) => (
-            "admin:tenant.create",
-            name.clone(),
-            Some(name.clone()),
-            serde_json::json!({"kek_provider": kek_provider, "key_ref": key_ref, "cipher": cipher}),
-        ),
-        AdminCommand::Tenant(TenantCommand::List { .. }) => {
-            ("admin:tenant.list", "-".into(), None, serde_json::json!({}))
-        }
-        AdminCommand::User(UserCommand::Create {
-            tenant,
-            name,
-            policy,
-            access_key,
-            ..
-        }) => (
-            "admin:user.create",
-            access_key.clone().unwrap_or_else(|| name.clone()),
-            Some(tenant.clone()),
-            serde_json::json!({"name": name, "policy": policy, "chosen_access_key": access_key.is_some()}),
-        ),
-        AdminCommand::User(UserCommand::List { tenant, .. }) => (
-            "admin:user.list",
-            "-".into(),
-            tenant.clone(),
-            serde_json::json!({}),
-        ),
-        AdminCommand::User(UserCommand::Delete { access_key }) => (
-            "admin:user.delete",
-            access_key.clone(),
-            None,
-            serde_json::json!({}),
-        ),
-        AdminCommand::Bucket(BucketCommand::Create {
-            name,
-            tenant,
-            versioning,
-            object_lock,
-        }) => (
-            "admin:bucket.create",
-            name.clone(),
-            Some(tenant.clone()),
-            serde_json::json!({"versioning": versioning, "object_lock": object_lock}),
-        ),
-        AdminCommand::Bucket(BucketCommand::Restore {
-            bucket,
-            at,
-            prefix,
-            dry_run,
-            ..
-        }) => (
-            "admin:bucket.restore",
-            bucket.clone(),
-            None,
-            serde_json::json!({"at": at, "prefix": prefix, "dry_run": dry_run}),
-        ),
-        AdminCommand::Bucket(BucketCommand::Ls {
-            bucket, at, prefix, ..
-        }) => (
-            "admin:bucket.ls",
-            bucket.clone(),
-            None,
-            serde_json::json!({"at": at, "prefix": prefix}),
-        ),
-        AdminCommand::Bucket(BucketCommand::Delete { bucket, force }) => (
-            "admin:bucket.delete",
-            bucket.clone(),
-            None,
-            serde_json::json!({"force": force}),
-        ),
-        AdminCommand::Bucket(BucketCommand::List { tenant, .. }) => (
-            "admin:bucket.list",
-            "-".into(),
-            tenant.clone(),
-            serde_json::json!({}),
-        ),
-        AdminCommand::Usage { tenant, .. } => (
-            "admin:usage",
-            "-".into(),
-            tenant.clone(),
-            serde_json::json!({}),
-        ),
-    };
-    CommandAudit {
-        action,
-        target,
-        tenant,
-        detail,
-    }
-}
-
 fn describe_keys(cmd: &KeysCommand) -> CommandAudit {
     let (action, target, tenant, detail) = match cmd {
         KeysCommand::RotateRoot => (
@@ -359,278 +306,6 @@ fn describe_keys(cmd: &KeysCommand) -> CommandAudit {
         tenant,
         detail,
     }
-}
-
-/// Runs an admin command and records it in the audit log, whatever its result.
-pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
-    let ctx = Context::open(cfg).await.map_err(err)?;
-    let audit = describe_admin(&cmd);
-    let outcome = run_admin(&ctx, cmd).await;
-    finish_command(&ctx, audit, outcome).await
-}
-
-async fn run_admin(ctx: &Context, cmd: AdminCommand) -> CliResult {
-    let meta = ctx.meta.as_ref();
-    let vault = ctx.engine.vault();
-    match cmd {
-        AdminCommand::Tenant(TenantCommand::Create {
-            name,
-            kek_provider,
-            key_ref,
-            cipher,
-        }) => {
-            let provider = kek_provider.unwrap_or_else(|| ctx.cfg.kms.default_provider.clone());
-            let key_ref = key_ref.unwrap_or_else(|| ctx.default_key_ref());
-            let cipher = cipher.unwrap_or_else(|| ctx.cfg.kms.default_cipher.clone());
-            let t = tenancy::create_tenant(
-                meta,
-                vault,
-                NewTenant {
-                    name: &name,
-                    provider: &provider,
-                    key_ref: &key_ref,
-                    cipher: &cipher,
-                },
-            )
-            .await
-            .map_err(err)?;
-            println!("tenant {} created (id {})", t.name, t.id);
-        }
-        AdminCommand::Tenant(TenantCommand::List { json }) => {
-            let tenants = meta.list_tenants().await.map_err(err)?;
-            if json {
-                let v: Vec<_> = tenants
-                    .iter()
-                    .map(|t| serde_json::json!({"id": t.id, "name": t.name, "cipher": t.cipher, "epoch": t.current_epoch}))
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else {
-                println!("{:<38} {:<24} {:<18} EPOCH", "ID", "NAME", "CIPHER");
-                for t in tenants {
-                    println!(
-                        "{:<38} {:<24} {:<18} {}",
-                        t.id, t.name, t.cipher, t.current_epoch
-                    );
-                }
-            }
-        }
-        AdminCommand::User(UserCommand::Create {
-            tenant,
-            name,
-            policy,
-            access_key,
-            secret_key,
-            json,
-        }) => {
-            let tenant = tenancy::find_tenant(meta, &tenant).await.map_err(err)?;
-            let policy = Policy::parse(&policy).ok_or_else(|| {
-                format!("unknown policy {policy}: use admin, read-write or read-only")
-            })?;
-            let keys = match (access_key, secret_key) {
-                (Some(a), Some(s)) => Some((a, Zeroizing::new(s))),
-                _ => None,
-            };
-            let (user, secret) = tenancy::create_user(meta, vault, &tenant, &name, policy, keys)
-                .await
-                .map_err(err)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"access_key": user.access_key, "secret_key": secret.as_str(), "tenant": tenant.name, "policy": policy.as_str()})
-                );
-            } else {
-                println!(
-                    "user {} created in tenant {} (shown once, store it now):\n  access key: {}\n  secret key: {}",
-                    name,
-                    tenant.name,
-                    user.access_key,
-                    secret.as_str()
-                );
-            }
-        }
-        AdminCommand::User(UserCommand::List { tenant, json }) => {
-            let tenant_id = match tenant {
-                Some(t) => Some(tenancy::find_tenant(meta, &t).await.map_err(err)?.id),
-                None => None,
-            };
-            let users = meta.list_users(tenant_id).await.map_err(err)?;
-            if json {
-                let v: Vec<_> = users
-                    .iter()
-                    .map(|u| serde_json::json!({"access_key": u.access_key, "name": u.name, "tenant_id": u.tenant_id, "policy": u.policy.as_str()}))
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else {
-                println!(
-                    "{:<24} {:<20} {:<38} POLICY",
-                    "ACCESS KEY", "NAME", "TENANT"
-                );
-                for u in users {
-                    println!(
-                        "{:<24} {:<20} {:<38} {}",
-                        u.access_key,
-                        u.name,
-                        u.tenant_id,
-                        u.policy.as_str()
-                    );
-                }
-            }
-        }
-        AdminCommand::User(UserCommand::Delete { access_key }) => {
-            if meta.delete_user(&access_key).await.map_err(err)? {
-                println!("user {access_key} deleted");
-            } else {
-                return Err(format!("no user with access key {access_key}"));
-            }
-        }
-        AdminCommand::Bucket(BucketCommand::Create {
-            name,
-            tenant,
-            versioning,
-            object_lock,
-        }) => {
-            crate::engine::validate_bucket_name(&name).map_err(err)?;
-            let tenant = tenancy::find_tenant(meta, &tenant).await.map_err(err)?;
-            meta.create_bucket(&Bucket {
-                name: name.clone(),
-                tenant_id: tenant.id,
-                backend: ctx.cfg.default_backend.clone(),
-                created_at: crate::engine::now_millis(),
-                versioning: if versioning || object_lock {
-                    Versioning::Enabled
-                } else {
-                    Versioning::Unversioned
-                },
-                object_lock: object_lock.then(BucketLock::default),
-            })
-            .await
-            .map_err(err)?;
-            println!("bucket {name} created for tenant {}", tenant.name);
-        }
-        AdminCommand::Bucket(BucketCommand::Restore {
-            bucket,
-            at,
-            prefix,
-            dry_run,
-            json,
-        }) => return buckets::restore(ctx, &bucket, &at, &prefix, dry_run, json).await,
-        AdminCommand::Bucket(BucketCommand::Ls {
-            bucket,
-            at,
-            prefix,
-            json,
-        }) => return buckets::ls(ctx, &bucket, at.as_deref(), &prefix, json).await,
-        AdminCommand::Bucket(BucketCommand::Delete { bucket, force }) => {
-            return buckets::delete(ctx, &bucket, force).await;
-        }
-        AdminCommand::Bucket(BucketCommand::List { tenant, json }) => {
-            let tenants = match tenant {
-                Some(t) => vec![tenancy::find_tenant(meta, &t).await.map_err(err)?],
-                None => meta.list_tenants().await.map_err(err)?,
-            };
-            let mut rows = Vec::new();
-            for t in &tenants {
-                for b in meta.list_buckets(t.id).await.map_err(err)? {
-                    rows.push((t.name.clone(), b));
-                }
-            }
-            if json {
-                let v: Vec<_> = rows
-                    .iter()
-                    .map(|(t, b)| serde_json::json!({"name": b.name, "tenant": t, "backend": b.backend,
-                        "versioning": b.versioning.as_str(), "object_lock": b.object_lock.is_some()}))
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else {
-                println!(
-                    "{:<40} {:<24} {:<12} {:<12} BACKEND",
-                    "BUCKET", "TENANT", "VERSIONING", "OBJECT LOCK"
-                );
-                for (t, b) in rows {
-                    println!(
-                        "{:<40} {:<24} {:<12} {:<12} {}",
-                        b.name,
-                        t,
-                        b.versioning.as_str(),
-                        if b.object_lock.is_some() {
-                            "enabled"
-                        } else {
-                            "-"
-                        },
-                        b.backend
-                    );
-                }
-            }
-        }
-        AdminCommand::Usage { tenant, json } => {
-            let id = match tenant {
-                Some(t) => Some(tenancy::find_tenant(meta, &t).await.map_err(err)?.id),
-                None => None,
-            };
-            let u = meta.usage(id).await.map_err(err)?;
-            let names: std::collections::HashMap<_, _> = meta
-                .list_tenants()
-                .await
-                .map_err(err)?
-                .into_iter()
-                .map(|t| (t.id, t.name))
-                .collect();
-            let space: Vec<_> = meta
-                .gc_space(ctx.cfg.gc.threshold_permille())
-                .await
-                .map_err(err)?
-                .into_iter()
-                .filter(|s| id.is_none_or(|t| t == s.tenant))
-                .collect();
-            if json {
-                let mut v = serde_json::to_value(&u).map_err(err)?;
-                let tenants: Vec<_> = space
-                    .iter()
-                    .map(|s| {
-                        let mut t = serde_json::to_value(s).unwrap_or_default();
-                        t["name"] = serde_json::json!(names.get(&s.tenant));
-                        t
-                    })
-                    .collect();
-                v["tenants"] = serde_json::Value::Array(tenants);
-                println!("{v}");
-            } else {
-                let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-                println!("objects              {}", u.objects);
-                println!("logical bytes        {}", u.logical_bytes);
-                println!("unique chunks        {}", u.chunks);
-                println!("unique chunk bytes   {}", u.chunk_plain_bytes);
-                println!("stored chunk bytes   {}", u.chunk_stored_bytes);
-                println!("packs                {} ({} bytes)", u.packs, u.pack_bytes);
-                println!(
-                    "dedup ratio          {:.2}",
-                    ratio(u.logical_bytes, u.chunk_plain_bytes)
-                );
-                println!(
-                    "compression ratio    {:.2}",
-                    ratio(u.chunk_plain_bytes, u.chunk_stored_bytes)
-                );
-                println!();
-                println!(
-                    "{:<24} {:>15} {:>15} {:>15} {:>15} {:>8}",
-                    "TENANT", "LIVE BYTES", "DEAD BYTES", "OF WHICH ZOMBIE", "RECLAIMABLE", "PACKS"
-                );
-                for s in &space {
-                    let name = names.get(&s.tenant).map_or("?", String::as_str);
-                    println!(
-                        "{:<24} {:>15} {:>15} {:>15} {:>15} {:>8}",
-                        name,
-                        s.live_bytes,
-                        s.dead_bytes,
-                        s.zombie_bytes,
-                        s.reclaimable_bytes,
-                        s.packs
-                    );
-                }
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn fsck(cfg: Config, read_packs: bool, json: bool) -> CliResult {

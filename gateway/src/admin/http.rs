@@ -1,5 +1,6 @@
-//! The admin endpoint: /metrics, /health/live, /health/ready, behind
-//! [`AdminAuth`] (open on loopback, a bearer token otherwise).
+//! The admin endpoint: /metrics, /health/live, /health/ready and the admin
+//! API under /admin/v1 (`api.rs`), behind [`AdminAuth`] (metrics and health
+//! open on loopback; everything else needs the bearer token).
 
 use std::convert::Infallible;
 
@@ -8,19 +9,26 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use s3s::Body;
 
+use super::api::{Api, PREFIX};
 use super::auth::AdminAuth;
 use crate::engine::Engine;
+use crate::server::Context;
 
 #[derive(Clone)]
 pub struct AdminService {
     engine: Engine,
     auth: AdminAuth,
+    api: Api,
 }
 
 impl AdminService {
-    pub fn new(engine: Engine, auth: AdminAuth) -> Self {
-        super::health::init_series(&engine);
-        Self { engine, auth }
+    pub fn new(ctx: Context, auth: AdminAuth) -> Self {
+        super::health::init_series(&ctx.engine);
+        Self {
+            engine: ctx.engine.clone(),
+            auth,
+            api: Api::new(ctx),
+        }
     }
 }
 
@@ -39,12 +47,17 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let engine = self.engine.clone();
+        let api = self.api.clone();
         let allowed = self.auth.require(&req);
         Box::pin(async move {
             if let Err(refusal) = allowed {
                 return Ok(*refusal);
             }
-            let res = match req.uri().path() {
+            let path = req.uri().path();
+            if path == PREFIX || path.starts_with("/admin/v1/") {
+                return Ok(api.handle(req).await);
+            }
+            let res = match path {
                 "/metrics" => {
                     // Fresh dooz_ready / dooz_*_up gauges in every scrape.
                     super::health::readiness(&engine).await;

@@ -122,8 +122,26 @@ pub async fn record_command(
     audit: CommandAudit,
     outcome: &Result<ExitCode, String>,
 ) -> Result<(), String> {
-    let key = chain_key(ctx).await.map_err(err)?;
+    let result = match outcome {
+        Ok(code) if *code == ExitCode::SUCCESS => "ok".to_owned(),
+        Ok(_) => "failed".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
     let (actor, source) = cli_identity();
+    record_operator(ctx, audit, actor, source, result).await
+}
+
+/// Appends the record of an operator action, whichever transport carried
+/// it: `dooz` commands (actor `cli:<user>`) and admin API requests (actor
+/// `api:token`, source the peer address).
+pub async fn record_operator(
+    ctx: &Context,
+    audit: CommandAudit,
+    actor: String,
+    source: String,
+    result: String,
+) -> Result<(), String> {
+    let key = chain_key(ctx).await.map_err(err)?;
     let mut r = record(actor, source, audit.action.to_owned(), audit.target);
     r.tenant_id = match &audit.tenant {
         Some(t) => crate::tenancy::find_tenant(ctx.meta.as_ref(), t)
@@ -132,11 +150,7 @@ pub async fn record_command(
             .map(|t| t.id.to_string()),
         None => None,
     };
-    r.result = match outcome {
-        Ok(code) if *code == ExitCode::SUCCESS => "ok".to_owned(),
-        Ok(_) => "failed".to_owned(),
-        Err(e) => format!("error: {e}"),
-    };
+    r.result = result;
     r.detail = Some(audit.detail.to_string());
     writer::append_now(ctx.meta.as_ref(), &key, vec![r])
         .await

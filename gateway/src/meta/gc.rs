@@ -123,7 +123,7 @@ pub struct RepointOutcome {
 }
 
 /// Space one tenant holds on its backends, from the metadata.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TenantSpace {
     pub tenant: TenantId,
     pub chunk_rows: u64,

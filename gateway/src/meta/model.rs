@@ -331,7 +331,7 @@ pub struct PoolStatus {
 }
 
 /// Logical vs stored totals of one tenant (or all, summed).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageStats {
     pub objects: u64,
     pub logical_bytes: u64,

@@ -233,6 +233,14 @@ fn precheck<B>(req: &Request<B>, t: &Target) -> Option<Refusal> {
             }
         }
     }
+    // The service root answers ListBuckets only; s3s would say 501 to the rest.
+    if !t.has_bucket() && req.method() != Method::GET {
+        return Some((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.".into(),
+        ));
+    }
     if req.method() == Method::POST {
         let form = header_values(req.headers(), "content-type")
             .any(|c| c.to_ascii_lowercase().contains("multipart/"));

@@ -1,0 +1,564 @@
+//! `dooz admin …`: each command asks [`Via`] for a typed result — `ops.rs`
+//! on the metadata store, or the same operation through a gateway's admin
+//! API (`remote.rs`) — and prints it one way. Locally run commands are
+//! recorded in the audit log here; through the API, the gateway records them.
+
+use std::process::ExitCode;
+
+use zeroize::Zeroizing;
+
+use super::buckets;
+use super::cli::{AdminCommand, BucketCommand, GcCommand, RemoteArgs, TenantCommand, UserCommand};
+use super::ops::{
+    self, AdminError, AdminResult, BackendInfo, BucketDeleted, BucketInfo, GcRunInfo, GcStatus,
+    NewBucketRequest, NewTenantRequest, NewUser, NewUserRequest, PolicyInfo, TenantInfo,
+    UsageReport, UserInfo,
+};
+use super::remote::{Remote, segment};
+use crate::audit::cli::{CommandAudit, finish_command};
+use crate::config::Config;
+use crate::server::Context;
+
+type CliResult = Result<ExitCode, String>;
+
+/// Where the operations run.
+enum Via {
+    Local(Box<Context>),
+    Remote(Remote),
+}
+
+fn tenant_query(tenant: Option<&str>) -> Vec<(&'static str, String)> {
+    tenant
+        .map(|t| ("tenant", t.to_owned()))
+        .into_iter()
+        .collect()
+}
+
+impl Via {
+    async fn create_tenant(&self, req: &NewTenantRequest) -> AdminResult<TenantInfo> {
+        match self {
+            Via::Local(ctx) => ops::create_tenant(ctx, req).await,
+            Via::Remote(r) => r.post("/tenants", &[], req).await,
+        }
+    }
+
+    async fn list_tenants(&self) -> AdminResult<Vec<TenantInfo>> {
+        match self {
+            Via::Local(ctx) => ops::list_tenants(ctx).await,
+            Via::Remote(r) => r.get("/tenants", &[]).await,
+        }
+    }
+
+    async fn create_user(&self, req: &NewUserRequest) -> AdminResult<NewUser> {
+        match self {
+            Via::Local(ctx) => ops::create_user(ctx, req).await,
+            Via::Remote(r) => r.post("/users", &[], req).await,
+        }
+    }
+
+    async fn list_users(&self, tenant: Option<&str>) -> AdminResult<Vec<UserInfo>> {
+        match self {
+            Via::Local(ctx) => ops::list_users(ctx, tenant).await,
+            Via::Remote(r) => r.get("/users", &tenant_query(tenant)).await,
+        }
+    }
+
+    async fn delete_user(&self, access_key: &str) -> AdminResult<()> {
+        match self {
+            Via::Local(ctx) => ops::delete_user(ctx, access_key).await,
+            Via::Remote(r) => {
+                let _: serde_json::Value = r
+                    .delete(&format!("/users/{}", segment(access_key)), &[])
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn policies(&self) -> AdminResult<Vec<PolicyInfo>> {
+        match self {
+            Via::Local(_) => Ok(ops::policies()),
+            Via::Remote(r) => r.get("/policies", &[]).await,
+        }
+    }
+
+    async fn create_bucket(&self, req: &NewBucketRequest) -> AdminResult<BucketInfo> {
+        match self {
+            Via::Local(ctx) => ops::create_bucket(ctx, req).await,
+            Via::Remote(r) => r.post("/buckets", &[], req).await,
+        }
+    }
+
+    async fn list_buckets(&self, tenant: Option<&str>) -> AdminResult<Vec<BucketInfo>> {
+        match self {
+            Via::Local(ctx) => ops::list_buckets(ctx, tenant).await,
+            Via::Remote(r) => r.get("/buckets", &tenant_query(tenant)).await,
+        }
+    }
+
+    async fn delete_bucket(&self, name: &str, force: bool) -> AdminResult<BucketDeleted> {
+        match self {
+            Via::Local(ctx) => ops::delete_bucket(ctx, name, force).await,
+            Via::Remote(r) => {
+                r.delete(
+                    &format!("/buckets/{}", segment(name)),
+                    &[("force", force.to_string())],
+                )
+                .await
+            }
+        }
+    }
+
+    async fn usage(&self, tenant: Option<&str>) -> AdminResult<UsageReport> {
+        match self {
+            Via::Local(ctx) => ops::usage(ctx, tenant).await,
+            Via::Remote(r) => r.get("/usage", &tenant_query(tenant)).await,
+        }
+    }
+
+    async fn backends(&self) -> AdminResult<Vec<BackendInfo>> {
+        match self {
+            Via::Local(ctx) => ops::backends(ctx).await,
+            Via::Remote(r) => r.get("/backends", &[]).await,
+        }
+    }
+
+    async fn gc_status(&self) -> AdminResult<GcStatus> {
+        match self {
+            Via::Local(ctx) => ops::gc_status(ctx).await,
+            Via::Remote(r) => r.get("/gc", &[]).await,
+        }
+    }
+
+    async fn gc_run(&self, dry_run: bool) -> AdminResult<GcRunInfo> {
+        match self {
+            Via::Local(ctx) => ops::gc_run(ctx, dry_run).await,
+            Via::Remote(r) => {
+                r.post(
+                    "/gc/run",
+                    &[("dry_run", dry_run.to_string()), ("wait", "true".into())],
+                    &serde_json::json!({}),
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// What an admin command does, for its audit record (never its secrets).
+/// The admin API records the same actions (`api.rs`).
+fn describe(cmd: &AdminCommand) -> CommandAudit {
+    let none = serde_json::json!({});
+    let (action, target, tenant, detail) = match cmd {
+        AdminCommand::Tenant(TenantCommand::Create {
+            name,
+            kek_provider,
+            key_ref,
+            cipher,
+        }) => (
+            "admin:tenant.create",
+            name.clone(),
+            Some(name.clone()),
+            serde_json::json!({"kek_provider": kek_provider, "key_ref": key_ref, "cipher": cipher}),
+        ),
+        AdminCommand::Tenant(TenantCommand::List { .. }) => {
+            ("admin:tenant.list", "-".into(), None, none)
+        }
+        AdminCommand::User(UserCommand::Create {
+            tenant,
+            name,
+            policy,
+            access_key,
+            ..
+        }) => (
+            "admin:user.create",
+            access_key.clone().unwrap_or_else(|| name.clone()),
+            Some(tenant.clone()),
+            serde_json::json!({"name": name, "policy": policy, "chosen_access_key": access_key.is_some()}),
+        ),
+        AdminCommand::User(UserCommand::List { tenant, .. }) => {
+            ("admin:user.list", "-".into(), tenant.clone(), none)
+        }
+        AdminCommand::User(UserCommand::Delete { access_key }) => {
+            ("admin:user.delete", access_key.clone(), None, none)
+        }
+        AdminCommand::User(UserCommand::Policies { .. }) => {
+            ("admin:policy.list", "-".into(), None, none)
+        }
+        AdminCommand::Bucket(BucketCommand::Create {
+            name,
+            tenant,
+            versioning,
+            object_lock,
+        }) => (
+            "admin:bucket.create",
+            name.clone(),
+            Some(tenant.clone()),
+            serde_json::json!({"versioning": versioning, "object_lock": object_lock}),
+        ),
+        AdminCommand::Bucket(BucketCommand::List { tenant, .. }) => {
+            ("admin:bucket.list", "-".into(), tenant.clone(), none)
+        }
+        AdminCommand::Bucket(BucketCommand::Delete { bucket, force }) => (
+            "admin:bucket.delete",
+            bucket.clone(),
+            None,
+            serde_json::json!({"force": force}),
+        ),
+        AdminCommand::Bucket(BucketCommand::Restore {
+            bucket,
+            at,
+            prefix,
+            dry_run,
+            ..
+        }) => (
+            "admin:bucket.restore",
+            bucket.clone(),
+            None,
+            serde_json::json!({"at": at, "prefix": prefix, "dry_run": dry_run}),
+        ),
+        AdminCommand::Bucket(BucketCommand::Ls {
+            bucket, at, prefix, ..
+        }) => (
+            "admin:bucket.ls",
+            bucket.clone(),
+            None,
+            serde_json::json!({"at": at, "prefix": prefix}),
+        ),
+        AdminCommand::Usage { tenant, .. } => ("admin:usage", "-".into(), tenant.clone(), none),
+        AdminCommand::Gc(GcCommand::Status { .. }) => ("admin:gc.status", "-".into(), None, none),
+        AdminCommand::Gc(GcCommand::Run { dry_run, .. }) => (
+            "admin:gc.run",
+            "-".into(),
+            None,
+            serde_json::json!({"dry_run": dry_run}),
+        ),
+        AdminCommand::Backends { .. } => ("admin:backend.list", "-".into(), None, none),
+    };
+    CommandAudit {
+        action,
+        target,
+        tenant,
+        detail,
+    }
+}
+
+/// Runs an admin command on the metadata store and records it in the audit
+/// log, whatever its result.
+pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
+    let ctx = Context::open(cfg).await.map_err(|e| e.to_string())?;
+    let audit = describe(&cmd);
+    let via = Via::Local(Box::new(ctx.clone()));
+    let outcome = match cmd {
+        AdminCommand::Bucket(BucketCommand::Restore {
+            bucket,
+            at,
+            prefix,
+            dry_run,
+            json,
+        }) => buckets::restore(&ctx, &bucket, &at, &prefix, dry_run, json).await,
+        AdminCommand::Bucket(BucketCommand::Ls {
+            bucket,
+            at,
+            prefix,
+            json,
+        }) => buckets::ls(&ctx, &bucket, at.as_deref(), &prefix, json).await,
+        cmd => run(&via, cmd).await,
+    };
+    finish_command(&ctx, audit, outcome).await
+}
+
+/// Runs an admin command through a gateway's admin API (which records it).
+pub async fn admin_remote(remote: RemoteArgs, cmd: AdminCommand) -> CliResult {
+    let Some(endpoint) = remote.endpoint else {
+        return Err("--endpoint is required here".into());
+    };
+    let token = remote
+        .token
+        .map(Zeroizing::new)
+        .ok_or("--endpoint needs --token or DOOZ_ADMIN_TOKEN (the gateway's [admin] token)")?;
+    let via = Via::Remote(Remote::new(&endpoint, token).map_err(|e| e.to_string())?);
+    if let AdminCommand::Bucket(BucketCommand::Restore { .. } | BucketCommand::Ls { .. }) = cmd {
+        return Err(
+            "bucket restore and bucket ls are not in the admin API yet: run them without --endpoint where the metadata store is reachable"
+                .into(),
+        );
+    }
+    run(&via, cmd).await
+}
+
+fn json_line(v: &impl serde::Serialize) -> Result<(), String> {
+    println!("{}", serde_json::to_string(v).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+async fn run(via: &Via, cmd: AdminCommand) -> CliResult {
+    let e = |e: AdminError| e.to_string();
+    match cmd {
+        AdminCommand::Tenant(TenantCommand::Create {
+            name,
+            kek_provider,
+            key_ref,
+            cipher,
+        }) => {
+            let t = via
+                .create_tenant(&NewTenantRequest {
+                    name,
+                    kek_provider,
+                    key_ref,
+                    cipher,
+                })
+                .await
+                .map_err(e)?;
+            println!("tenant {} created (id {})", t.name, t.id);
+        }
+        AdminCommand::Tenant(TenantCommand::List { json }) => {
+            let tenants = via.list_tenants().await.map_err(e)?;
+            if json {
+                json_line(&tenants)?;
+            } else {
+                println!("{:<38} {:<24} {:<18} EPOCH", "ID", "NAME", "CIPHER");
+                for t in tenants {
+                    println!("{:<38} {:<24} {:<18} {}", t.id, t.name, t.cipher, t.epoch);
+                }
+            }
+        }
+        AdminCommand::User(UserCommand::Create {
+            tenant,
+            name,
+            policy,
+            access_key,
+            secret_key,
+            json,
+        }) => {
+            let u = via
+                .create_user(&NewUserRequest {
+                    tenant,
+                    name,
+                    policy: Some(policy),
+                    access_key,
+                    secret_key,
+                })
+                .await
+                .map_err(e)?;
+            if json {
+                json_line(&u)?;
+            } else {
+                println!(
+                    "user {} created in tenant {} (shown once, store it now):\n  access key: {}\n  secret key: {}",
+                    u.name, u.tenant, u.access_key, u.secret_key
+                );
+            }
+        }
+        AdminCommand::User(UserCommand::List { tenant, json }) => {
+            let users = via.list_users(tenant.as_deref()).await.map_err(e)?;
+            if json {
+                json_line(&users)?;
+            } else {
+                println!(
+                    "{:<24} {:<20} {:<38} POLICY",
+                    "ACCESS KEY", "NAME", "TENANT"
+                );
+                for u in users {
+                    println!(
+                        "{:<24} {:<20} {:<38} {}",
+                        u.access_key, u.name, u.tenant_id, u.policy
+                    );
+                }
+            }
+        }
+        AdminCommand::User(UserCommand::Delete { access_key }) => {
+            via.delete_user(&access_key).await.map_err(e)?;
+            println!("user {access_key} deleted");
+        }
+        AdminCommand::User(UserCommand::Policies { json }) => {
+            let policies = via.policies().await.map_err(e)?;
+            if json {
+                json_line(&policies)?;
+            } else {
+                for p in policies {
+                    println!("{:<12} {}", p.name, p.description);
+                }
+            }
+        }
+        AdminCommand::Bucket(BucketCommand::Create {
+            name,
+            tenant,
+            versioning,
+            object_lock,
+        }) => {
+            let b = via
+                .create_bucket(&NewBucketRequest {
+                    name,
+                    tenant,
+                    versioning,
+                    object_lock,
+                })
+                .await
+                .map_err(e)?;
+            println!("bucket {} created for tenant {}", b.name, b.tenant);
+        }
+        AdminCommand::Bucket(BucketCommand::Delete { bucket, force }) => {
+            let d = via.delete_bucket(&bucket, force).await.map_err(e)?;
+            if force {
+                eprintln!(
+                    "delete: {} versions deleted, {} uploads aborted",
+                    d.versions_deleted, d.uploads_aborted
+                );
+            }
+            println!("bucket {} deleted", d.bucket);
+        }
+        AdminCommand::Bucket(BucketCommand::List { tenant, json }) => {
+            let rows = via.list_buckets(tenant.as_deref()).await.map_err(e)?;
+            if json {
+                json_line(&rows)?;
+            } else {
+                println!(
+                    "{:<40} {:<24} {:<12} {:<12} BACKEND",
+                    "BUCKET", "TENANT", "VERSIONING", "OBJECT LOCK"
+                );
+                for b in rows {
+                    println!(
+                        "{:<40} {:<24} {:<12} {:<12} {}",
+                        b.name,
+                        b.tenant,
+                        b.versioning,
+                        if b.object_lock { "enabled" } else { "-" },
+                        b.backend
+                    );
+                }
+            }
+        }
+        // Handled by the caller: they read the store directly.
+        AdminCommand::Bucket(BucketCommand::Restore { .. } | BucketCommand::Ls { .. }) => {
+            return Err("not available here".into());
+        }
+        AdminCommand::Usage { tenant, json } => {
+            let u = via.usage(tenant.as_deref()).await.map_err(e)?;
+            if json {
+                json_line(&u)?;
+            } else {
+                print_usage(&u);
+            }
+        }
+        AdminCommand::Backends { json } => {
+            let list = via.backends().await.map_err(e)?;
+            if json {
+                json_line(&list)?;
+            } else {
+                println!("{:<20} {:<8} {:<8} DEFAULT", "BACKEND", "KIND", "UP");
+                for b in list {
+                    println!(
+                        "{:<20} {:<8} {:<8} {}",
+                        b.name,
+                        b.kind,
+                        if b.up { "yes" } else { "NO" },
+                        if b.default { "yes" } else { "-" }
+                    );
+                }
+            }
+        }
+        AdminCommand::Gc(GcCommand::Status { json }) => {
+            let s = via.gc_status().await.map_err(e)?;
+            if json {
+                json_line(&s)?;
+            } else {
+                print_gc_status(&s);
+            }
+        }
+        AdminCommand::Gc(GcCommand::Run { dry_run, json }) => {
+            let r = match via.gc_run(dry_run).await {
+                Ok(r) => r,
+                Err(AdminError::Conflict(m)) => {
+                    eprintln!("dooz gc: {m}");
+                    return Ok(ExitCode::from(3));
+                }
+                Err(other) => return Err(other.to_string()),
+            };
+            if json {
+                json_line(&r)?;
+            } else {
+                println!("{}", r.summary);
+            }
+            if let Some(err) = &r.error {
+                eprintln!("dooz gc: run aborted: {err}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_usage(r: &UsageReport) {
+    let u = &r.totals;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    println!("objects              {}", u.objects);
+    println!("logical bytes        {}", u.logical_bytes);
+    println!("unique chunks        {}", u.chunks);
+    println!("unique chunk bytes   {}", u.chunk_plain_bytes);
+    println!("stored chunk bytes   {}", u.chunk_stored_bytes);
+    println!("packs                {} ({} bytes)", u.packs, u.pack_bytes);
+    println!(
+        "dedup ratio          {:.2}",
+        ratio(u.logical_bytes, u.chunk_plain_bytes)
+    );
+    println!(
+        "compression ratio    {:.2}",
+        ratio(u.chunk_plain_bytes, u.chunk_stored_bytes)
+    );
+    println!();
+    println!(
+        "{:<24} {:>15} {:>15} {:>15} {:>15} {:>8}",
+        "TENANT", "LIVE BYTES", "DEAD BYTES", "OF WHICH ZOMBIE", "RECLAIMABLE", "PACKS"
+    );
+    for t in &r.tenants {
+        let s = &t.space;
+        println!(
+            "{:<24} {:>15} {:>15} {:>15} {:>15} {:>8}",
+            t.name.as_deref().unwrap_or("?"),
+            s.live_bytes,
+            s.dead_bytes,
+            s.zombie_bytes,
+            s.reclaimable_bytes,
+            s.packs
+        );
+    }
+}
+
+fn print_gc_status(s: &GcStatus) {
+    let when = |secs: i64| crate::meta::lock::rfc3339(secs.saturating_mul(1000));
+    println!(
+        "periodic collector   {}",
+        if s.enabled {
+            format!("every {:.0} s", s.interval_secs)
+        } else {
+            "disabled".to_owned()
+        }
+    );
+    println!("grace                {:.0} s", s.grace_secs);
+    match &s.lease {
+        Some(l) => println!(
+            "running now          yes: lease held by {} until {}",
+            l.owner,
+            crate::meta::lock::rfc3339(l.expires_at)
+        ),
+        None => println!("running now          no"),
+    }
+    println!(
+        "last success         {}",
+        s.last_success
+            .map_or_else(|| "never (this process)".to_owned(), when)
+    );
+    println!(
+        "runs                 {} ok, {} error, {} busy",
+        s.runs_ok, s.runs_error, s.runs_busy
+    );
+    if let Some(r) = &s.last_run {
+        println!(
+            "last API run         {} at {}: {}",
+            r.result,
+            crate::meta::lock::rfc3339(r.started_at),
+            r.summary
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The OpenAPI 3 document of the admin API, served at
+//! `/admin/v1/openapi.json`. gateway/tests/admin_api.rs calls every
+//! operation it lists, so a route and its entry cannot drift apart.
+
+use serde_json::{Value, json};
+
+fn schema(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn body(name: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema(name)}}})
+}
+
+fn answer(description: &str, s: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": s}}})
+}
+
+fn list(name: &str) -> Value {
+    json!({"type": "array", "items": schema(name)})
+}
+
+/// The errors every operation may answer, plus its own.
+fn responses(success: (&str, &str, Value), errors: &[(&str, &str)]) -> Value {
+    let mut r = serde_json::Map::new();
+    r.insert(success.0.into(), answer(success.1, success.2));
+    let err = |d: &str| answer(d, schema("Error"));
+    r.insert(
+        "401".into(),
+        err("no or wrong bearer token (WWW-Authenticate: Bearer)"),
+    );
+    for (code, d) in errors {
+        r.insert((*code).into(), err(d));
+    }
+    r.insert(
+        "503".into(),
+        err("the metadata store or a backend does not answer"),
+    );
+    Value::Object(r)
+}
+
+fn tenant_param() -> Value {
+    json!({"name": "tenant", "in": "query", "required": false,
+        "description": "only this tenant (name or id)", "schema": {"type": "string"}})
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description,
+        "schema": {"type": "string"}})
+}
+
+fn flag(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description,
+        "schema": {"type": "boolean", "default": false}})
+}
+
+fn op(id: &str, summary: &str, params: Value, responses: Value) -> Value {
+    json!({"operationId": id, "summary": summary, "parameters": params, "responses": responses})
+}
+
+fn op_with_body(id: &str, summary: &str, request: &str, responses: Value) -> Value {
+    json!({"operationId": id, "summary": summary, "requestBody": body(request), "responses": responses})
+}
+
+fn u64_props(names: &[&str]) -> Value {
+    Value::Object(
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), json!({"type": "integer", "minimum": 0})))
+            .collect(),
+    )
+}
+
+fn schemas() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let mut usage_props = u64_props(&[
+        "objects",
+        "logical_bytes",
+        "chunks",
+        "chunk_plain_bytes",
+        "chunk_stored_bytes",
+        "packs",
+        "pack_bytes",
+    ]);
+    usage_props["tenants"] = list("TenantUsage");
+    let mut tenant_usage = u64_props(&[
+        "chunk_rows",
+        "live_bytes",
+        "zombie_bytes",
+        "packs",
+        "pack_bytes",
+        "dead_bytes",
+        "reclaimable_bytes",
+    ]);
+    tenant_usage["tenant"] = json!({"type": "string", "format": "uuid"});
+    tenant_usage["name"] = json!({"type": ["string", "null"]});
+    let policy = json!({"type": "string", "enum": ["admin", "read-write", "read-only"]});
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "description": "Unauthorized, InvalidArgument, NotFound, Conflict, NoSuchRoute, MethodNotAllowed, ServiceUnavailable, InternalError"},
+                "message": s("string")}}}},
+        "Tenant": {"type": "object", "required": ["id", "name", "cipher", "epoch"], "properties": {
+            "id": {"type": "string", "format": "uuid"}, "name": s("string"),
+            "cipher": s("string"), "epoch": {"type": "integer", "minimum": 0}}},
+        "NewTenant": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": s("string"),
+            "kek_provider": {"type": "string", "description": "local or openbao [default: kms.default_provider]"},
+            "key_ref": {"type": "string", "description": "key reference at the provider (OpenBao transit key name)"},
+            "cipher": {"type": "string", "enum": ["aes-256-gcm-siv", "chacha20-poly1305"]}}},
+        "User": {"type": "object", "required": ["access_key", "name", "tenant_id", "policy"], "properties": {
+            "access_key": s("string"), "name": s("string"),
+            "tenant_id": {"type": "string", "format": "uuid"}, "policy": policy}},
+        "NewUserRequest": {"type": "object", "required": ["tenant", "name"], "additionalProperties": false, "properties": {
+            "tenant": {"type": "string", "description": "tenant name or id"},
+            "name": s("string"),
+            "policy": {"type": "string", "enum": ["admin", "read-write", "read-only"], "default": "read-write"},
+            "access_key": {"type": "string", "description": "instead of a generated one; needs secret_key"},
+            "secret_key": {"type": "string", "minLength": 8}}},
+        "NewUser": {"type": "object", "required": ["access_key", "secret_key", "name", "tenant", "policy"], "properties": {
+            "access_key": s("string"),
+            "secret_key": {"type": "string", "description": "shown this once; never again"},
+            "name": s("string"), "tenant": s("string"), "policy": policy}},
+        "Policy": {"type": "object", "required": ["name", "description"], "properties": {
+            "name": s("string"), "description": s("string")}},
+        "Bucket": {"type": "object", "required": ["name", "tenant", "backend", "versioning", "object_lock"], "properties": {
+            "name": s("string"), "tenant": s("string"), "backend": s("string"),
+            "versioning": {"type": "string", "enum": ["unversioned", "enabled", "suspended"]},
+            "object_lock": s("boolean")}},
+        "NewBucket": {"type": "object", "required": ["name", "tenant"], "additionalProperties": false, "properties": {
+            "name": s("string"), "tenant": {"type": "string", "description": "tenant name or id"},
+            "versioning": {"type": "boolean", "default": false},
+            "object_lock": {"type": "boolean", "default": false, "description": "implies versioning; permanent"}}},
+        "BucketDeleted": {"type": "object", "required": ["bucket", "versions_deleted", "uploads_aborted"], "properties": {
+            "bucket": s("string"),
+            "versions_deleted": {"type": "integer", "minimum": 0},
+            "uploads_aborted": {"type": "integer", "minimum": 0}}},
+        "Deleted": {"type": "object", "required": ["deleted"], "properties": {"deleted": s("string")}},
+        "Usage": {"type": "object", "properties": usage_props},
+        "TenantUsage": {"type": "object", "properties": tenant_usage},
+        "Backend": {"type": "object", "required": ["name", "kind", "default", "up"], "properties": {
+            "name": s("string"), "kind": {"type": "string", "enum": ["local", "s3", "memory"]},
+            "default": s("boolean"), "up": s("boolean")}},
+        "GcLease": {"type": "object", "properties": {
+            "owner": s("string"), "acquired_at": s("integer"), "expires_at": s("integer")}},
+        "GcStatus": {"type": "object", "properties": {
+            "enabled": s("boolean"), "interval_secs": s("number"), "grace_secs": s("number"),
+            "lease": {"oneOf": [schema("GcLease"), {"type": "null"}]},
+            "last_success": {"type": ["integer", "null"], "description": "Unix seconds of this gateway's last successful run"},
+            "runs_ok": s("integer"), "runs_error": s("integer"), "runs_busy": s("integer"),
+            "running": {"type": "boolean", "description": "a run started through the API is going on here"},
+            "last_run": {"oneOf": [schema("GcRun"), {"type": "null"}]}}},
+        "GcRun": {"type": "object", "required": ["dry_run", "started_at", "result", "bytes_reclaimed", "summary", "report"], "properties": {
+            "dry_run": s("boolean"), "started_at": {"type": "integer", "description": "Unix milliseconds"},
+            "result": {"type": "string", "enum": ["ok", "error"]}, "error": {"type": ["string", "null"]},
+            "bytes_reclaimed": s("integer"), "summary": s("string"),
+            "report": {"type": "object", "description": "every counter of the run (dooz gc --json)"}}},
+        "GcStarted": {"type": "object", "properties": {"started": s("boolean"), "dry_run": s("boolean")}},
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let no_params = json!([]);
+    let mut gc_run_responses = responses(
+        ("200", "the run's report (wait=true)", schema("GcRun")),
+        &[(
+            "409",
+            "another collector holds the lease, or an API run is going on",
+        )],
+    );
+    gc_run_responses["202"] = answer("started in the background", schema("GcStarted"));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Dooz admin API",
+            "version": "1",
+            "description": "Tenants, users, buckets, usage, backends and the collector of a Dooz gateway. Every call needs `Authorization: Bearer <[admin] token>` and is recorded in the audit log. `dooz admin --endpoint URL --token T` uses it."
+        },
+        "servers": [{"url": "/admin/v1"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/openapi.json": {"get": op("openapi", "This document", no_params.clone(),
+                responses(("200", "the OpenAPI document", json!({"type": "object"})), &[]))},
+            "/tenants": {
+                "get": op("listTenants", "List tenants", no_params.clone(),
+                    responses(("200", "tenants", list("Tenant")), &[])),
+                "post": op_with_body("createTenant", "Create a tenant with a fresh master key", "NewTenant",
+                    responses(("201", "the tenant", schema("Tenant")), &[("400", "bad name, provider or cipher"), ("409", "a tenant of that name exists")])),
+            },
+            "/users": {
+                "get": op("listUsers", "List users (never their secrets)", json!([tenant_param()]),
+                    responses(("200", "users", list("User")), &[("404", "no such tenant")])),
+                "post": op_with_body("createUser", "Create an access key; the answer carries its secret, once", "NewUserRequest",
+                    responses(("201", "the user and its secret", schema("NewUser")), &[("400", "bad policy or keys"), ("404", "no such tenant"), ("409", "access key taken")])),
+            },
+            "/users/{access_key}": {
+                "delete": op("deleteUser", "Delete an access key (gateways stop accepting it within 30 s)",
+                    json!([path_param("access_key", "the access key")]),
+                    responses(("200", "deleted", schema("Deleted")), &[("404", "no such user")])),
+            },
+            "/policies": {
+                "get": op("listPolicies", "The policies a user can hold (fixed roles)", no_params.clone(),
+                    responses(("200", "policies", list("Policy")), &[])),
+            },
+            "/buckets": {
+                "get": op("listBuckets", "List buckets", json!([tenant_param()]),
+                    responses(("200", "buckets", list("Bucket")), &[("404", "no such tenant")])),
+                "post": op_with_body("createBucket", "Create a bucket owned by a tenant", "NewBucket",
+                    responses(("201", "the bucket", schema("Bucket")), &[("400", "invalid bucket name"), ("404", "no such tenant"), ("409", "the bucket exists")])),
+            },
+            "/buckets/{name}": {
+                "delete": op("deleteBucket", "Delete a bucket: empty, or with force every version, delete marker and upload first; Object Lock stops it before anything is deleted",
+                    json!([path_param("name", "the bucket"), flag("force", "delete the bucket's contents first")]),
+                    responses(("200", "deleted", schema("BucketDeleted")), &[("404", "no such bucket"), ("409", "not empty, or holds locked versions")])),
+            },
+            "/usage": {
+                "get": op("usage", "Logical vs stored bytes, and space per tenant", json!([tenant_param()]),
+                    responses(("200", "usage", schema("Usage")), &[("404", "no such tenant")])),
+            },
+            "/backends": {
+                "get": op("listBackends", "Configured backends and whether each answers", no_params.clone(),
+                    responses(("200", "backends", list("Backend")), &[])),
+            },
+            "/gc": {
+                "get": op("gcStatus", "The collector: settings, lease holder, last success, runs", no_params,
+                    responses(("200", "status", schema("GcStatus")), &[])),
+            },
+            "/gc/run": {
+                "post": op("gcRun", "Run the collector once in this gateway",
+                    json!([flag("dry_run", "report what a run would reclaim; change nothing"),
+                           flag("wait", "answer when the run ends, with its report (else 202 at once)")]),
+                    gc_run_responses),
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(),
+        },
+    })
+}
