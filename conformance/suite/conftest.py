@@ -30,6 +30,8 @@ CLIENTS = {
     "test_s5cmd": "s5cmd",
     "test_harness": "harness",
     "test_versioning": "versioning (boto3, aws cli, rclone, dooz)",
+    "test_tagging": "tagging (boto3)",
+    "test_lifecycle": "lifecycle (boto3, dooz lifecycle, dooz gc)",
 }
 SUITE_DIR = Path(__file__).resolve().parent
 README = SUITE_DIR.parent / "README.md"

@@ -759,6 +759,10 @@ class Deployment:
             scan_roots = [self.seaweed.dir]
         else:
             raise ValueError(self.name)
+        # Lifecycle: no background passes (tests run `dooz lifecycle run`),
+        # and a lifecycle day of one second (the test-only setting).
+        env["DOOZ_LIFECYCLE__ENABLED"] = "false"
+        env["DOOZ_LIFECYCLE__DEBUG_DAY_SECS"] = "1"
         self.env = env
         self.scanner = Scanner(scan_roots, skip=("weed.log", "s3.json"))
 
@@ -876,6 +880,27 @@ class Deployment:
         if v.returncode != 0:
             problems.append(f"dooz audit verify exit {v.returncode}: {v.stdout.decode(errors='replace')[-2000:]}")
         return problems
+
+    def pack_bytes(self) -> int:
+        """Bytes of Dooz's packs on the backend now (SeaweedFS volumes never
+        shrink, so there the bucket is listed)."""
+        if self.seaweed is None:
+            return Scanner([self.data_dir / "packs"]).total_bytes()
+        import boto3
+        from botocore.config import Config
+
+        c = boto3.client(
+            "s3",
+            endpoint_url=self.seaweed.endpoint,
+            aws_access_key_id=self.seaweed.access_key,
+            aws_secret_access_key=self.seaweed.secret_key,
+            region_name=REGION,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+        total = 0
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket="dooz-packs"):
+            total += sum(o["Size"] for o in page.get("Contents", []))
+        return total
 
     def check_alive(self) -> None:
         if self.proc is None or not self.proc.running():

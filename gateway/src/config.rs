@@ -64,6 +64,8 @@ pub struct Config {
     pub gc: crate::jobs::GcConfig,
     /// The audit log (`[audit]`).
     pub audit: crate::audit::AuditConfig,
+    /// Lifecycle rules' background worker (`[lifecycle]`).
+    pub lifecycle: crate::jobs::LifecycleConfig,
 }
 
 /// A secret from the configuration (a token, a key, a password): zeroized
@@ -298,6 +300,7 @@ impl Default for Config {
             log: LogConfig::default(),
             gc: crate::jobs::GcConfig::default(),
             audit: crate::audit::AuditConfig::default(),
+            lifecycle: crate::jobs::LifecycleConfig::default(),
         }
     }
 }
@@ -418,6 +421,7 @@ impl Config {
             ));
         }
         self.gc.validate().map_err(ConfigError::Invalid)?;
+        self.lifecycle.validate().map_err(ConfigError::Invalid)?;
         Ok(self)
     }
 

@@ -98,6 +98,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Lifecycle rules: run a pass now, or show each bucket's last pass.
+    ///
+    /// `dooz serve` runs passes every [lifecycle] interval; buckets get
+    /// their rules through S3's PutBucketLifecycleConfiguration.
+    Lifecycle {
+        #[command(subcommand)]
+        command: dooz_gateway::admin::lifecycle::LifecycleCommand,
+    },
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config,
     /// Load-test S3 endpoints side by side: large-object PUT/GET (random and
@@ -197,6 +205,9 @@ fn main() -> ExitCode {
             Command::Audit { command } => dooz_gateway::audit::cli::run(cfg, command).await,
             Command::Fsck { read_packs, json } => cli::fsck(cfg, read_packs, json).await,
             Command::Gc { dry_run, json } => cli::gc(cfg, dry_run, json).await,
+            Command::Lifecycle { command } => {
+                dooz_gateway::admin::lifecycle::run(cfg, command).await
+            }
             Command::Config => cli::print_config(&cfg),
             // Handled before any configuration is loaded.
             Command::Bench(_) => Ok(ExitCode::SUCCESS),

@@ -118,7 +118,16 @@ impl Context {
         let meta = crate::meta::open(&cfg.meta).await?;
         let backends = Backends::open(&cfg.backends)?;
         let vault = key_vault(&cfg)?;
-        let engine_cfg = EngineConfig::from_config(&cfg.chunking, &cfg.default_backend);
+        let mut engine_cfg = EngineConfig::from_config(&cfg.chunking, &cfg.default_backend);
+        engine_cfg.lifecycle_day_ms = cfg.lifecycle.day_ms();
+        if let Some(secs) = cfg.lifecycle.debug_day_secs {
+            tracing::warn!(
+                debug_day_secs = secs,
+                "lifecycle.debug_day_secs is set: a lifecycle day lasts {secs} seconds, so every \
+                 Days rule expires and aborts data that many SECONDS after it was written. \
+                 This setting is for tests only; never set it in production"
+            );
+        }
         // Never smaller than the largest single reservation, so every
         // request can run, alone if it must.
         let budget = MemoryBudget::new(
@@ -297,7 +306,7 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         .map_err(|e| ServeError::Audit(e.to_string()))?;
     let (audit, writer) = AuditLog::start(ctx.meta.clone(), key, &ctx.cfg.audit);
     // The upload lease is held before the first upload can arrive.
-    let jobs = crate::jobs::Jobs::start(&ctx.engine, &ctx.cfg.gc).await?;
+    let jobs = crate::jobs::Jobs::start(&ctx.engine, &ctx.cfg.gc, &ctx.cfg.lifecycle).await?;
     let (stop, stop_rx) = watch::channel(false);
     let limits = Limits::from_config(&ctx.cfg.server);
     let front = Front::new(

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "meta_suite/tagging.rs"]
+mod tagging;
 #[path = "meta_suite/versions.rs"]
 mod versions;
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod health;
 pub mod http;
+pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
 pub mod remote;

@@ -10,7 +10,7 @@ use super::validate::{validate_key, validate_user_metadata};
 use super::{Action, Engine, EngineError, EngineResult, MAX_OBJECT_SIZE, Principal, now_millis};
 use crate::meta::{
     Manifest, ManifestChunk, ManifestHead, ObjectAttrs, ObjectCommit, ObjectLock, ObjectVersion,
-    Part, PartCommit, WriteConditions,
+    Part, PartCommit, Tags, WriteConditions,
 };
 
 pub struct CopySource {
@@ -105,6 +105,7 @@ impl Engine {
         directive: MetadataDirective,
         conditions: WriteConditions,
         lock: Option<ObjectLock>,
+        tagging: Option<Tags>,
     ) -> EngineResult<CopyOutcome> {
         validate_key(key)?;
         // Held until the commit: the source's chunks may lose their last
@@ -146,6 +147,9 @@ impl Engine {
             }
         };
         attrs.size = version.manifest.size();
+        // x-amz-tagging-directive is independent of the metadata directive:
+        // COPY (None) keeps the source version's tags, REPLACE sets these.
+        attrs.tags = tagging.unwrap_or_else(|| version.attrs.tags.clone());
         let created_at = now_millis();
         let commit = ObjectCommit {
             tenant_id: dst.tenant_id,

@@ -74,6 +74,16 @@ pub enum EngineError {
     EntityTooSmall(u32),
     #[error("{0}")]
     MalformedXml(String),
+    /// A tag breaks S3's rules (length, characters, duplicates, `aws:`).
+    #[error("{0}")]
+    InvalidTag(String),
+    /// S3's generic 400 (e.g. more than 10 tags on an object).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("The TagSet does not exist: {0}")]
+    NoSuchTagSet(String),
+    #[error("The lifecycle configuration does not exist: {0}")]
+    NoSuchLifecycleConfiguration(String),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("The requested partnumber is not satisfiable")]

@@ -8,12 +8,14 @@ mod discard;
 mod error;
 mod get;
 mod keys;
+mod lifecycle;
 mod list;
 mod multipart;
 mod plan;
 mod put;
 mod relocate;
 mod restore;
+mod tagging;
 mod validate;
 mod versioning;
 
@@ -32,6 +34,10 @@ pub use checksum::{ChecksumAlgorithm, Checksums, ExpectedChecksums};
 pub use copy::{CopyOutcome, CopySource, MetadataDirective, slice_manifest};
 pub use error::{EngineError, EngineResult};
 pub use get::{ByteRange, GetOutcome, GetRequest, ObjectBody, ReadConditions, part_span};
+pub use lifecycle::{
+    BucketLifecycle, DAY_MS, Expiration, LifecycleRule, MAX_RULES, NoncurrentExpiration,
+    RuleFilter, due_after,
+};
 pub use list::{ListOutcome, ListParams};
 pub use multipart::{
     CompleteOutcome, CompleteRequest, CompletedPart, CreateMultipart, MAX_MULTIPART_OBJECT_SIZE,
@@ -39,6 +45,9 @@ pub use multipart::{
 };
 pub use put::{PutOutcome, PutRequest};
 pub use restore::{PointInTime, RestoreAction, RestoreEvent, RestoreReport, parse_time};
+pub use tagging::{
+    MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, TagTarget, parse_tagging_header, validate_tags,
+};
 pub use validate::{MAX_KEY_LEN, MAX_OBJECT_SIZE, MAX_USER_METADATA, validate_bucket_name};
 pub use versioning::{VersionListOutcome, VersionListParams, retention_from, shown_version_id};
 
@@ -81,6 +90,9 @@ pub struct EngineConfig {
     pub packs_in_flight: usize,
     pub read_ahead: usize,
     pub default_backend: String,
+    /// Milliseconds in a lifecycle day: [`DAY_MS`] unless the test-only
+    /// `lifecycle.debug_day_secs` shortens it.
+    pub lifecycle_day_ms: i64,
 }
 
 impl EngineConfig {
@@ -98,6 +110,7 @@ impl EngineConfig {
             packs_in_flight: c.packs_in_flight,
             read_ahead: c.read_ahead,
             default_backend: default_backend.to_owned(),
+            lifecycle_day_ms: DAY_MS,
         }
     }
 }

@@ -74,3 +74,61 @@ impl GcConfig {
         (self.compact_threshold * 1000.0).round().clamp(0.0, 1000.0) as u32
     }
 }
+
+/// `[lifecycle]`: the lifecycle worker's schedule and batch sizes, and the
+/// test-only day length.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Run lifecycle passes in the background of `dooz serve` (one gateway
+    /// at a time; the others skip while it holds the `lifecycle` lease).
+    pub enabled: bool,
+    /// Seconds between background passes.
+    #[serde(with = "humantime_secs")]
+    pub interval: Duration,
+    /// Versions read per batch (one short read transaction each); the
+    /// bucket's cursor is saved after every batch.
+    pub batch_size: usize,
+    /// Expirations and aborts per second; 0 = unlimited.
+    pub max_actions_per_sec: u32,
+    /// TESTING ONLY: the length of a lifecycle "day" in seconds, so that
+    /// rules written in days act within a test (as Ceph RGW's
+    /// rgw_lc_debug_interval). Unset in production: with it, every
+    /// `Days` rule expires data that many *seconds* after it was written.
+    pub debug_day_secs: Option<u64>,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(3600),
+            batch_size: 1000,
+            max_actions_per_sec: 0,
+            debug_day_secs: None,
+        }
+    }
+}
+
+impl LifecycleConfig {
+    /// Checked by `Config::finish`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.interval.is_zero() {
+            return Err("lifecycle.interval must be positive".into());
+        }
+        if self.batch_size == 0 {
+            return Err("lifecycle.batch_size must be at least 1".into());
+        }
+        if self.debug_day_secs == Some(0) {
+            return Err("lifecycle.debug_day_secs must be at least 1 (or unset)".into());
+        }
+        Ok(())
+    }
+
+    /// Milliseconds in a lifecycle day.
+    pub fn day_ms(&self) -> i64 {
+        self.debug_day_secs.map_or(crate::engine::DAY_MS, |s| {
+            i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)
+        })
+    }
+}

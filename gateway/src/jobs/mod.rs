@@ -7,6 +7,7 @@ mod compact;
 mod config;
 pub mod gc;
 pub mod lease;
+pub mod lifecycle;
 pub mod metrics;
 mod pace;
 mod sweep;
@@ -15,8 +16,9 @@ pub mod uploads;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::GcConfig;
+pub use config::{GcConfig, LifecycleConfig};
 pub use gc::{Collector, GcError, GcFailure, GcReport};
+pub use lifecycle::{LifecycleError, LifecycleFailure, LifecycleReport, LifecycleWorker};
 
 use crate::engine::Engine;
 use crate::meta::MetaResult;
@@ -30,9 +32,15 @@ pub struct Jobs {
 
 impl Jobs {
     /// Takes this gateway's upload lease (before any upload can start) and
-    /// starts its renewal and, when `[gc] enabled`, the periodic collector.
-    pub async fn start(engine: &Engine, cfg: &GcConfig) -> MetaResult<Self> {
+    /// starts its renewal, the periodic collector (`[gc] enabled`) and the
+    /// periodic lifecycle pass (`[lifecycle] enabled`).
+    pub async fn start(
+        engine: &Engine,
+        cfg: &GcConfig,
+        lifecycle_cfg: &LifecycleConfig,
+    ) -> MetaResult<Self> {
         metrics::init();
+        metrics::init_lifecycle();
         let timings = LeaseTimings::from_config(cfg);
         let meta = engine.meta().clone();
         uploads::acquire(&meta, engine.uploads(), timings).await?;
@@ -45,7 +53,14 @@ impl Jobs {
         ))];
         if cfg.enabled {
             let collector = Collector::new(engine.clone(), cfg.clone());
-            tasks.push(tokio::spawn(collect_periodically(collector, stop_rx)));
+            tasks.push(tokio::spawn(collect_periodically(
+                collector,
+                stop_rx.clone(),
+            )));
+        }
+        if lifecycle_cfg.enabled {
+            let worker = LifecycleWorker::new(engine.clone(), lifecycle_cfg.clone(), timings);
+            tasks.push(tokio::spawn(lifecycle::run_periodically(worker, stop_rx)));
         }
         Ok(Self { stop, tasks })
     }

@@ -35,6 +35,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0004_audit",
         sql: include_str!("../../migrations/sqlite/0004_audit.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_tagging",
+        sql: include_str!("../../migrations/sqlite/0005_tagging.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_lifecycle",
+        sql: include_str!("../../migrations/sqlite/0006_lifecycle.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -57,6 +67,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 4,
         name: "0004_audit",
         sql: include_str!("../../migrations/pg/0004_audit.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_tagging",
+        sql: include_str!("../../migrations/pg/0005_tagging.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_lifecycle",
+        sql: include_str!("../../migrations/pg/0006_lifecycle.sql"),
     },
 ];
 

@@ -17,6 +17,7 @@ mod check;
 mod codec;
 mod gc;
 mod leases;
+mod lifecycle;
 mod migrate;
 mod multipart;
 mod objects;
@@ -24,6 +25,7 @@ mod pg_tls;
 mod refs;
 mod sql;
 mod store;
+mod tagging;
 mod versions;
 
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use async_trait::async_trait;
 pub use audit::{AuditAnchor, AuditFilter, AuditRecord, AuditRow, AuditStore, ChainKey};
 pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
 pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
+pub use lifecycle::{LifecycleState, LifecycleVersion};
 pub use lock::{
     BucketLock, DefaultRetention, LockUpdate, ObjectLock, Retention, RetentionMode, RetentionPeriod,
 };
@@ -42,6 +45,7 @@ pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::SqlStore;
+pub use tagging::Tags;
 pub use versions::is_valid_version_id;
 
 /// Connections a PostgreSQL store opened by [`open`] keeps at most.
@@ -310,6 +314,51 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
         version_id: Option<&str>,
         bypass_governance: bool,
     ) -> MetaResult<DeleteOutcome>;
+
+    // --- tags ---
+    /// Replaces the tag set of a version (the latest when `version_id` is
+    /// None); returns its version id. NoSuchKey / NoSuchVersion when it does
+    /// not exist, InvalidRequest on a delete marker.
+    async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &Tags,
+    ) -> MetaResult<String>;
+    /// A bucket's tag set (None when it has none); NoSuchBucket.
+    async fn bucket_tags(&self, bucket: &str) -> MetaResult<Option<Tags>>;
+    /// Replaces a bucket's tag set; None removes it. NoSuchBucket.
+    async fn set_bucket_tags(&self, bucket: &str, tags: Option<&Tags>) -> MetaResult<()>;
+
+    // --- lifecycle ---
+    /// A bucket's lifecycle configuration (JSON), None without one; NoSuchBucket.
+    async fn bucket_lifecycle(&self, bucket: &str) -> MetaResult<Option<String>>;
+    /// Replaces (Some) or removes (None) it; NoSuchBucket.
+    async fn set_bucket_lifecycle(&self, bucket: &str, config: Option<&str>) -> MetaResult<()>;
+    /// Names of the buckets with a lifecycle configuration, in order.
+    async fn buckets_with_lifecycle(&self) -> MetaResult<Vec<String>>;
+    async fn lifecycle_state(&self, bucket: &str) -> MetaResult<Option<LifecycleState>>;
+    async fn lifecycle_states(&self) -> MetaResult<Vec<LifecycleState>>;
+    /// Inserts or replaces a bucket's progress; NoSuchBucket.
+    async fn save_lifecycle_state(&self, state: &LifecycleState) -> MetaResult<()>;
+    /// Every version of whole keys after `after` (keys in order, versions
+    /// newest first): at least `limit` rows unless the bucket ends, more
+    /// when one key has more versions.
+    async fn lifecycle_scan(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Page<LifecycleVersion>>;
+    /// Expires the key's current version (as DeleteObject without a version
+    /// id) only if `version_id` is still its latest, non-marker version.
+    async fn lifecycle_expire_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> MetaResult<Option<DeleteOutcome>>;
 
     // --- multipart ---
     async fn create_multipart(&self, upload: &MultipartUpload) -> MetaResult<()>;

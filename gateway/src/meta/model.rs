@@ -145,6 +145,11 @@ pub struct ObjectAttrs {
     pub checksums: BTreeMap<String, String>,
     /// "FULL_OBJECT" or "COMPOSITE" when checksums are present.
     pub checksum_type: Option<String>,
+    /// Object tags (S3 tagging) of this version: at most 10, unique keys.
+    /// Changed in place by PutObjectTagging; absent in rows written before
+    /// tagging existed, which read as no tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,7 +13,10 @@ use super::lock::{BucketLock, LockUpdate, ObjectLock};
 use super::manifest::ManifestHead;
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
-use super::{MetaResult, MetaStore, accounts, check, multipart, objects, refs, versions};
+use super::{
+    LifecycleState, LifecycleVersion, MetaResult, MetaStore, Tags, accounts, check, lifecycle,
+    multipart, objects, refs, tagging, versions,
+};
 
 /// The metadata store over one database; see `SqliteStore` and `PgStore`.
 pub struct SqlStore<D> {
@@ -455,6 +458,139 @@ impl<D: Driver> MetaStore for SqlStore<D> {
             tx_job!(tx, [bucket, key, version] =>
                 objects::delete(tx, &bucket, &key, version.as_deref(), bypass_governance,
                                 now_millis()).await),
+        )
+        .await
+    }
+
+    async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &Tags,
+    ) -> MetaResult<String> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let version = version_id.map(str::to_owned);
+        let tags = Arc::new(tags.clone());
+        write(
+            &self.db,
+            "set_object_tags",
+            tx_job!(tx, [bucket, key, version, tags] =>
+                tagging::set_object_tags(tx, &bucket, &key, version.as_deref(), &tags).await),
+        )
+        .await
+    }
+
+    async fn bucket_tags(&self, bucket: &str) -> MetaResult<Option<Tags>> {
+        let bucket = bucket.to_owned();
+        read(
+            &self.db,
+            "bucket_tags",
+            tx_job!(tx, [bucket] => tagging::bucket_tags(tx, &bucket).await),
+        )
+        .await
+    }
+
+    async fn set_bucket_tags(&self, bucket: &str, tags: Option<&Tags>) -> MetaResult<()> {
+        let bucket = bucket.to_owned();
+        let tags = Arc::new(tags.cloned());
+        write(
+            &self.db,
+            "set_bucket_tags",
+            tx_job!(tx, [bucket, tags] =>
+                tagging::set_bucket_tags(tx, &bucket, tags.as_ref().as_ref()).await),
+        )
+        .await
+    }
+
+    async fn bucket_lifecycle(&self, bucket: &str) -> MetaResult<Option<String>> {
+        let bucket = bucket.to_owned();
+        read(
+            &self.db,
+            "bucket_lifecycle",
+            tx_job!(tx, [bucket] => lifecycle::get(tx, &bucket).await),
+        )
+        .await
+    }
+
+    async fn set_bucket_lifecycle(&self, bucket: &str, config: Option<&str>) -> MetaResult<()> {
+        let bucket = bucket.to_owned();
+        let config = config.map(str::to_owned);
+        write(
+            &self.db,
+            "set_bucket_lifecycle",
+            tx_job!(tx, [bucket, config] => lifecycle::set(tx, &bucket, config.as_deref()).await),
+        )
+        .await
+    }
+
+    async fn buckets_with_lifecycle(&self) -> MetaResult<Vec<String>> {
+        read(
+            &self.db,
+            "buckets_with_lifecycle",
+            tx_job!(tx, [] => lifecycle::buckets_with(tx).await),
+        )
+        .await
+    }
+
+    async fn lifecycle_state(&self, bucket: &str) -> MetaResult<Option<LifecycleState>> {
+        let bucket = bucket.to_owned();
+        read(
+            &self.db,
+            "lifecycle_state",
+            tx_job!(tx, [bucket] => lifecycle::state(tx, &bucket).await),
+        )
+        .await
+    }
+
+    async fn lifecycle_states(&self) -> MetaResult<Vec<LifecycleState>> {
+        read(
+            &self.db,
+            "lifecycle_states",
+            tx_job!(tx, [] => lifecycle::states(tx).await),
+        )
+        .await
+    }
+
+    async fn save_lifecycle_state(&self, state: &LifecycleState) -> MetaResult<()> {
+        let state = Arc::new(state.clone());
+        write(
+            &self.db,
+            "save_lifecycle_state",
+            tx_job!(tx, [state] => lifecycle::save_state(tx, &state).await),
+        )
+        .await
+    }
+
+    async fn lifecycle_scan(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Page<LifecycleVersion>> {
+        let bucket = bucket.to_owned();
+        let after = after.map(str::to_owned);
+        read(
+            &self.db,
+            "lifecycle_scan",
+            tx_job!(tx, [bucket, after] =>
+                lifecycle::scan(tx, &bucket, after.as_deref(), limit).await),
+        )
+        .await
+    }
+
+    async fn lifecycle_expire_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> MetaResult<Option<DeleteOutcome>> {
+        let (bucket, key, version) = (bucket.to_owned(), key.to_owned(), version_id.to_owned());
+        write(
+            &self.db,
+            "lifecycle_expire_current",
+            tx_job!(tx, [bucket, key, version] =>
+                lifecycle::expire_current(tx, &bucket, &key, &version, now_millis()).await),
         )
         .await
     }

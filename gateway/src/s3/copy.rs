@@ -84,9 +84,12 @@ pub async fn copy_object(
         i.object_lock_retain_until_date.as_ref(),
         i.object_lock_legal_hold_status.as_ref(),
     )?;
+    let tagging = super::tagging::copy_tags(i.tagging_directive.as_ref(), i.tagging.as_deref())?;
     let out = s
         .engine
-        .copy_object(&who, src, &i.bucket, &i.key, directive, write, lock)
+        .copy_object(
+            &who, src, &i.bucket, &i.key, directive, write, lock, tagging,
+        )
         .await
         .s3()?;
     let mut result = CopyObjectResult {

@@ -42,6 +42,10 @@ pub fn to_s3(e: EngineError) -> S3Error {
         EngineError::InvalidPartOrder => C::InvalidPartOrder,
         EngineError::EntityTooSmall(_) => C::EntityTooSmall,
         EngineError::MalformedXml(_) => C::MalformedXML,
+        EngineError::InvalidTag(_) => C::InvalidTag,
+        EngineError::BadRequest(_) => C::Custom("BadRequest".into()),
+        EngineError::NoSuchTagSet(_) => C::NoSuchTagSet,
+        EngineError::NoSuchLifecycleConfiguration(_) => C::NoSuchLifecycleConfiguration,
         EngineError::InvalidRequest(_) => C::InvalidRequest,
         EngineError::InvalidPartNumber => C::Custom("InvalidPartNumber".into()),
         EngineError::BadDigest(_) => C::BadDigest,
@@ -106,9 +110,16 @@ pub fn to_s3(e: EngineError) -> S3Error {
             err
         }
         EngineError::NoSuchObjectLockConfiguration(_)
-        | EngineError::ObjectLockConfigurationNotFound(_) => {
+        | EngineError::ObjectLockConfigurationNotFound(_)
+        | EngineError::NoSuchTagSet(_)
+        | EngineError::NoSuchLifecycleConfiguration(_) => {
             let mut err = S3Error::with_message(code, e.to_string());
             err.set_status_code(http::StatusCode::NOT_FOUND);
+            err
+        }
+        EngineError::BadRequest(_) => {
+            let mut err = S3Error::with_message(code, e.to_string());
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
             err
         }
         _ => S3Error::with_message(code, e.to_string()),

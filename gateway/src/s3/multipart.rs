@@ -67,6 +67,9 @@ pub async fn create_multipart_upload(
         i.object_lock_retain_until_date.as_ref(),
         i.object_lock_legal_hold_status.as_ref(),
     )?;
+    let mut attrs = request_attrs!(i);
+    // Kept with the upload, applied to the object at completion.
+    attrs.tags = super::tagging::header_tags(i.tagging.as_deref())?;
     let upload = s
         .engine
         .create_multipart(
@@ -74,7 +77,7 @@ pub async fn create_multipart_upload(
             CreateMultipart {
                 bucket: i.bucket.clone(),
                 key: i.key.clone(),
-                attrs: request_attrs!(i),
+                attrs,
                 checksum_algorithm,
                 checksum_type: i.checksum_type.map(|t| t.as_str().to_owned()),
                 lock,

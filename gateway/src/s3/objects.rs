@@ -76,7 +76,8 @@ pub async fn put_object(
     if req.input.sse_customer_key.is_some() {
         return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
     }
-    let attrs = request_attrs!(req.input);
+    let mut attrs = request_attrs!(req.input);
+    attrs.tags = super::tagging::header_tags(req.input.tagging.as_deref())?;
     let lock = requested_lock(
         req.input.object_lock_mode.as_ref(),
         req.input.object_lock_retain_until_date.as_ref(),
@@ -104,10 +105,20 @@ pub async fn put_object(
         lock,
     };
     let body = body.ok_or_else(|| s3_error!(IncompleteBody, "a request body is required"))?;
+    let (bucket, key, tags) = (
+        request.bucket.clone(),
+        request.key.clone(),
+        request.attrs.tags.clone(),
+    );
     let out = s.engine.put_object(&who, request, body).await.s3()?;
+    let expiry = s
+        .engine
+        .expiry_of(&bucket, &key, out.size, &tags, crate::engine::now_millis())
+        .await;
     let mut output = PutObjectOutput {
         e_tag: Some(etag(&out.etag)),
         size: i64::try_from(out.size).ok(),
+        expiration: super::lifecycle::expiration_value(expiry),
         version_id: out.version_id,
         ..Default::default()
     };
@@ -161,6 +172,18 @@ fn checksum_mode_on(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
 }
 
+/// `x-amz-expiration` of a current version a lifecycle rule will expire.
+async fn expiration(s: &DoozS3, v: &ObjectVersion) -> Option<String> {
+    if !v.is_latest {
+        return None;
+    }
+    let expiry = s
+        .engine
+        .expiry_of(&v.bucket, &v.key, v.attrs.size, &v.attrs.tags, v.created_at)
+        .await;
+    super::lifecycle::expiration_value(expiry)
+}
+
 pub async fn get_object(
     s: &DoozS3,
     req: S3Request<GetObjectInput>,
@@ -202,6 +225,7 @@ pub async fn get_object(
     let rep = representation(&version);
     let lock = lock_headers(&version.lock);
     let a = &version.attrs;
+    let expiration = expiration(s, &version).await;
     // Whole-object checksums describe whole objects: not sent for ranges.
     let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
     let body = body.map_err(|e: EngineError| std::io::Error::other(e.to_string()));
@@ -233,6 +257,8 @@ pub async fn get_object(
         object_lock_mode: lock.mode,
         object_lock_retain_until_date: lock.until,
         object_lock_legal_hold_status: lock.legal_hold,
+        tag_count: super::tagging::tag_count(&a.tags),
+        expiration,
         ..Default::default()
     };
     if with_checksums {
@@ -284,7 +310,9 @@ pub async fn head_object(
     let rep = representation(&version);
     let lock = lock_headers(&version.lock);
     let with_checksums = checksum_mode_on(i.checksum_mode.as_ref()) && span.is_none();
+    let expiration = expiration(s, &version).await;
     let mut output = HeadObjectOutput {
+        expiration,
         accept_ranges: Some("bytes".into()),
         content_length: i64::try_from(span.map_or(a.size, |(x, y)| y - x + 1)).ok(),
         content_range: span.map(|(x, y)| format!("bytes {x}-{y}/{}", a.size)),
@@ -308,7 +336,13 @@ pub async fn head_object(
         super::multipart::set_checksums!(output, a.checksums.clone());
         output.checksum_type = a.checksum_type.clone().map(ChecksumType::from);
     }
-    Ok(S3Response::new(output))
+    let mut resp = S3Response::new(output);
+    // HeadObjectOutput has no field for it; S3 sends it on HEAD too.
+    if let Some(n) = super::tagging::tag_count(&a.tags) {
+        resp.headers
+            .insert("x-amz-tagging-count", http::HeaderValue::from(n));
+    }
+    Ok(resp)
 }
 
 pub async fn delete_object(
