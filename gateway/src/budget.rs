@@ -159,6 +159,27 @@ impl MemoryBudget {
         }
     }
 
+    /// Waits without a bound until `bytes` are free: for work whose client
+    /// already has its answer's status (a GET in the middle of its body),
+    /// which can no longer be refused with 503 and holds nothing while it
+    /// waits. The semaphore is fair, so the wait ends as others finish.
+    pub async fn reserve_patiently(&self, bytes: usize) -> Reservation {
+        let n = units(bytes).min(self.total);
+        if n == 0 {
+            return Reservation::none();
+        }
+        let started = Instant::now();
+        let acquired = self.sem.clone().acquire_many_owned(n).await;
+        METRICS
+            .memory_budget_wait
+            .observe(started.elapsed().as_secs_f64());
+        match acquired {
+            Ok(permit) => self.granted(permit),
+            // Never closed; were it, reading on unaccounted beats failing.
+            Err(_) => Reservation::none(),
+        }
+    }
+
     /// `bytes` if they are free right now.
     pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
         let n = units(bytes);

@@ -356,7 +356,10 @@ impl ReadState {
             };
             let memory = match self.first.take() {
                 Some(r) => r,
-                None if self.in_flight.is_empty() => self.budget.reserve(read.memory()).await?,
+                // The client has its 200 already: wait rather than cut the body.
+                None if self.in_flight.is_empty() => {
+                    self.budget.reserve_patiently(read.memory()).await
+                }
                 None => match self.budget.try_reserve(read.memory()) {
                     Some(r) => r,
                     None => return Ok(()),

@@ -288,7 +288,11 @@ pub async fn run(gateways: &[&Gateway], plan: Plan) -> Outcome {
     verify(gateways, &expected).await;
     first.fsck_clean().await;
 
-    // With nothing in flight, one more run leaves no garbage on the backend.
+    // With nothing in flight, one more run leaves no garbage on the backend —
+    // once every gateway's upload lease has published a low-water mark past
+    // the last delete (renewals come every second; a fast run can end
+    // before any zombie is older than the other gateway's mark).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let last = Collector::new(first.engine().clone(), first.cfg.gc.clone())
         .run(false, &mut |_| {})
         .await
