@@ -305,7 +305,7 @@ impl Engine {
         let mut planner = Planner::new(self, tenant.id, version, head, start, end);
         let reads: VecDeque<Read> = planner.next_reads().await?.into();
         // Waiting for memory happens here, before the client gets a status.
-        let first = match reads.front() {
+        let floor = match reads.front() {
             Some(r) => self.inner.budget.reserve(r.memory()).await?,
             None => Reservation::none(),
         };
@@ -313,7 +313,8 @@ impl Engine {
             planner,
             keyring,
             reads,
-            first: Some(first),
+            floor,
+            floor_busy: false,
             budget: self.inner.budget.clone(),
             read_ahead: self.inner.cfg.read_ahead,
             in_flight: FuturesOrdered::new(),
@@ -331,11 +332,19 @@ struct ReadState {
     planner: Planner,
     keyring: Arc<Keyring>,
     reads: VecDeque<Read>,
-    /// The first read's memory, reserved before the GET answered.
-    first: Option<Reservation>,
+    /// Memory this GET holds for its whole life: its first read's, reserved
+    /// before the GET answered. Every read that fits is made with it once
+    /// the previous such read's bytes have been handed on, so a body that
+    /// has started never queues behind new requests for memory (tokio's
+    /// semaphore is FIFO: it would wait behind uploads' working sets, and
+    /// clients give up on a body that stalls for seconds).
+    floor: Reservation,
+    /// A read made with the floor is in flight.
+    floor_busy: bool,
     budget: MemoryBudget,
     read_ahead: usize,
-    in_flight: FuturesOrdered<BoxFuture<'static, EngineResult<Vec<Bytes>>>>,
+    /// Reads in order, each with whether it was made with the floor.
+    in_flight: FuturesOrdered<BoxFuture<'static, (bool, EngineResult<Vec<Bytes>>)>>,
     ready: VecDeque<Bytes>,
     failed: bool,
     /// Where a read whose pack compaction removed finds its chunks now.
@@ -343,9 +352,11 @@ struct ReadState {
 }
 
 impl ReadState {
-    /// Starts reads up to the read-ahead: waiting for memory only when none
-    /// is in flight (this GET then holds nothing but bytes on their way to
-    /// the client), otherwise only while memory is free.
+    /// Starts reads up to the read-ahead: with the floor when it is free
+    /// (called only once `ready` is empty, so the floor read's bytes have
+    /// been handed to the HTTP stack), read-ahead only with memory free
+    /// right now, and a read larger than the floor (well-compressed chunks)
+    /// waits for its memory only when nothing else is in flight.
     async fn start_reads(&mut self) -> EngineResult<()> {
         while self.in_flight.len() < self.read_ahead {
             if self.reads.is_empty() && !self.planner.done {
@@ -354,28 +365,32 @@ impl ReadState {
             let Some(read) = self.reads.front() else {
                 return Ok(());
             };
-            let memory = match self.first.take() {
-                Some(r) => r,
+            let need = read.memory();
+            let (memory, on_floor) = if !self.floor_busy && need <= self.floor.bytes() {
+                (Reservation::none(), true)
+            } else if self.in_flight.is_empty() {
                 // The client has its 200 already: wait rather than cut the body.
-                None if self.in_flight.is_empty() => {
-                    self.budget.reserve_patiently(read.memory()).await
-                }
-                None => match self.budget.try_reserve(read.memory()) {
-                    Some(r) => r,
+                (self.budget.reserve_patiently(need).await, false)
+            } else {
+                match self.budget.try_reserve(need) {
+                    Some(r) => (r, false),
                     None => return Ok(()),
-                },
+                }
             };
             let Some(read) = self.reads.pop_front() else {
                 return Ok(());
             };
             let store = self.planner.stores.get(&read.pack_id).cloned();
-            self.in_flight.push_back(Box::pin(fetch(
+            let fetched = fetch(
                 store,
                 self.keyring.clone(),
                 read,
                 memory,
                 self.relocate.clone(),
-            )));
+            );
+            self.floor_busy |= on_floor;
+            self.in_flight
+                .push_back(Box::pin(async move { (on_floor, fetched.await) }));
         }
         Ok(())
     }
@@ -395,8 +410,11 @@ fn read_stream(state: ReadState) -> ObjectBody {
                 return Some((Err(e), st));
             }
             match st.in_flight.next().await {
-                Some(Ok(pieces)) => st.ready.extend(pieces),
-                Some(Err(e)) => {
+                Some((on_floor, Ok(pieces))) => {
+                    st.floor_busy &= !on_floor;
+                    st.ready.extend(pieces);
+                }
+                Some((_, Err(e))) => {
                     st.failed = true;
                     return Some((Err(e), st));
                 }
