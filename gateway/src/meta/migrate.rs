@@ -80,12 +80,12 @@ pub(crate) const POSTGRES: &[Migration] = &[
     },
 ];
 
-/// The bookkeeping table; the same statement is valid in both dialects.
 /// The schema version this build writes: the last migration's number.
 pub const LATEST: i64 = SQLITE.len() as i64;
 // Both stores run the same numbered migrations.
 const _: () = assert!(SQLITE.len() == POSTGRES.len());
 
+/// The bookkeeping table; the same statement is valid in both dialects.
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
      version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
 pub(crate) const CURRENT: &str =
