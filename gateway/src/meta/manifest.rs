@@ -166,30 +166,7 @@ impl Manifest {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         let mut r = Reader { bytes, pos: 0 };
-        if r.take(4)? != MAGIC {
-            return Err(ManifestError::BadHeader(0));
-        }
-        let version = r.take(1)?[0];
-        if version != V1 && version != V2 {
-            return Err(ManifestError::BadHeader(version));
-        }
-        let part_count = r.count()?;
-        let mut parts = Vec::with_capacity(part_count.min(10_000));
-        for _ in 0..part_count {
-            let part_number = r.u32()?;
-            let size = r.u64()?;
-            let chunk_count = r.u32()?;
-            let etag_len = usize::from(r.u16()?);
-            let etag = std::str::from_utf8(r.take(etag_len)?)
-                .map_err(|_| ManifestError::BadEtag)?
-                .to_owned();
-            parts.push(ManifestPart {
-                part_number,
-                size,
-                chunk_count,
-                etag,
-            });
-        }
+        let (version, parts) = r.head()?;
         let chunk_count = r.count()?;
         // Each chunk needs at least 36 bytes: a count beyond what is left is corrupt.
         if chunk_count > (bytes.len() - r.pos) / 36 {
@@ -241,30 +218,7 @@ impl Manifest {
             bytes: prefix,
             pos: 0,
         };
-        if r.take(4)? != MAGIC {
-            return Err(ManifestError::BadHeader(0));
-        }
-        let format = r.take(1)?[0];
-        if format != V1 && format != V2 {
-            return Err(ManifestError::BadHeader(format));
-        }
-        let part_count = r.count()?;
-        let mut parts = Vec::with_capacity(part_count.min(10_000));
-        for _ in 0..part_count {
-            let part_number = r.u32()?;
-            let size = r.u64()?;
-            let chunk_count = r.u32()?;
-            let etag_len = usize::from(r.u16()?);
-            let etag = std::str::from_utf8(r.take(etag_len)?)
-                .map_err(|_| ManifestError::BadEtag)?
-                .to_owned();
-            parts.push(ManifestPart {
-                part_number,
-                size,
-                chunk_count,
-                etag,
-            });
-        }
+        let (format, parts) = r.head()?;
         let chunk_count = r.count()? as u64;
         let chunks_at = r.pos as u64;
         let min_entry = if format == V1 { 36 } else { 37 };
@@ -344,6 +298,36 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The magic, the format byte and the parts list: what every manifest
+    /// starts with, whole (`decode`) or as a prefix (`decode_head`).
+    fn head(&mut self) -> Result<(u8, Vec<ManifestPart>), ManifestError> {
+        if self.take(4)? != MAGIC {
+            return Err(ManifestError::BadHeader(0));
+        }
+        let format = self.take(1)?[0];
+        if format != V1 && format != V2 {
+            return Err(ManifestError::BadHeader(format));
+        }
+        let part_count = self.count()?;
+        let mut parts = Vec::with_capacity(part_count.min(10_000));
+        for _ in 0..part_count {
+            let part_number = self.u32()?;
+            let size = self.u64()?;
+            let chunk_count = self.u32()?;
+            let etag_len = usize::from(self.u16()?);
+            let etag = std::str::from_utf8(self.take(etag_len)?)
+                .map_err(|_| ManifestError::BadEtag)?
+                .to_owned();
+            parts.push(ManifestPart {
+                part_number,
+                size,
+                chunk_count,
+                etag,
+            });
+        }
+        Ok((format, parts))
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], ManifestError> {
         let end = self
             .pos
