@@ -106,6 +106,8 @@ fn make_ca_and_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join(ca), dir.join(cert), dir.join(key))
 }
 
+const ADMIN_TOKEN: &str = "tls-admin-token-0123456789";
+
 fn client_trusting(ca: &Path) -> reqwest::Client {
     let pem = std::fs::read(ca).unwrap();
     reqwest::Client::builder()
@@ -140,6 +142,7 @@ async fn endpoints_serve_tls_and_reload_it_on_sighup() {
         .env("DOOZ_ROOT_SECRET_KEY", secret)
         .env("DOOZ_SERVER__TLS_CERT_FILE", &cert)
         .env("DOOZ_SERVER__TLS_KEY_FILE", &key)
+        .env("DOOZ_ADMIN__TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "info");
     let mut guard = ChildGuard::spawn("dooz", cmd, &dir.path().join("dooz.log")).unwrap();
     assert!(
@@ -228,6 +231,31 @@ async fn endpoints_serve_tls_and_reload_it_on_sighup() {
             .is_err(),
         "a fresh connection must see the new certificate"
     );
+    // `dooz admin --endpoint https://…` trusts a private CA with --ca-file
+    // (the system roots do not know it).
+    let admin_cli = |ca: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dooz"));
+        c.args(["admin", "--endpoint", &admin, "--token", ADMIN_TOKEN]);
+        if let Some(ca) = ca {
+            c.arg("--ca-file").arg(ca);
+        }
+        c.args(["tenant", "list", "--json"]).output().unwrap()
+    };
+    let out = admin_cli(Some(&ca2));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"root\""));
+    let out = admin_cli(None);
+    assert!(!out.status.success(), "an unknown CA must not be trusted");
+    let out = admin_cli(Some(&ca1));
+    assert!(
+        !out.status.success(),
+        "the old CA no longer issued the certificate"
+    );
+
     // A broken file on the next reload keeps the current certificate.
     std::fs::write(&cert, "not a certificate").unwrap();
     assert!(

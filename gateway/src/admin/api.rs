@@ -15,6 +15,7 @@ use s3s::Body;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::buckets;
 use super::ops::{self, AdminError, AdminResult, GcRunInfo};
 use super::remote::OPERATOR_HEADER;
 use crate::audit::cli::{CommandAudit, record_operator};
@@ -95,6 +96,9 @@ enum Route {
     ListBuckets,
     CreateBucket,
     DeleteBucket(String),
+    ListObjects(String),
+    RestoreBucket(String),
+    LifecycleStatus,
     Usage,
     Backends,
     GcStatus,
@@ -158,6 +162,15 @@ fn route(method: &Method, rest: &str) -> Result<Route, &'static str> {
             (&Method::DELETE, Some(n)) => Ok(Route::DeleteBucket(n)),
             _ => Err("DELETE"),
         },
+        ["buckets", name, "objects"] if !name.is_empty() => match decode(name) {
+            Some(n) => one(method, Some(Route::ListObjects(n)), None, "GET"),
+            None => Err(""),
+        },
+        ["buckets", name, "restore"] if !name.is_empty() => match decode(name) {
+            Some(n) => one(method, None, Some(Route::RestoreBucket(n)), "POST"),
+            None => Err(""),
+        },
+        ["lifecycle"] => one(method, Some(Route::LifecycleStatus), None, "GET"),
         ["usage"] => one(method, Some(Route::Usage), None, "GET"),
         ["backends"] => one(method, Some(Route::Backends), None, "GET"),
         ["gc"] => one(method, Some(Route::GcStatus), None, "GET"),
@@ -206,6 +219,22 @@ async fn read_json<T: DeserializeOwned>(body: Incoming) -> AdminResult<T> {
 
 fn to_json(v: &impl Serialize) -> AdminResult<String> {
     serde_json::to_string(v).map_err(|e| AdminError::Internal(e.to_string()))
+}
+
+/// Runs an operation on a blocking thread of its own, for the ones whose
+/// future is not `Send`: the engine's version walks take `AsyncFnMut`
+/// callbacks, and stable Rust cannot declare the futures those return
+/// `Send`, while the admin listener's tasks must be. The future is made
+/// and polled on that thread, so it never has to move.
+async fn off_thread<T, F>(ctx: Arc<Context>, op: F) -> AdminResult<T>
+where
+    T: Send + 'static,
+    F: AsyncFnOnce(Arc<Context>) -> AdminResult<T> + Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(op(ctx)))
+        .await
+        .map_err(|e| AdminError::Internal(format!("admin operation stopped: {e}")))?
 }
 
 /// What an action returned: its status and body, or its error.
@@ -408,6 +437,40 @@ impl Api {
                     },
                 )
             }
+            Route::ListObjects(name) => {
+                let at = q.get("at").map(str::to_owned);
+                let prefix = q.get("prefix").unwrap_or("").to_owned();
+                let detail = serde_json::json!({"at": at, "prefix": prefix});
+                let answer = off_thread(self.ctx.clone(), {
+                    let name = name.clone();
+                    async move |ctx: Arc<Context>| {
+                        buckets::list_objects(&ctx, &name, at.as_deref(), &prefix).await
+                    }
+                })
+                .await;
+                (audit("admin:bucket.ls", name, None, detail), ok_of(answer))
+            }
+            Route::RestoreBucket(name) => match read_json::<buckets::RestoreRequest>(body).await {
+                Ok(req) => {
+                    let detail = serde_json::json!({"at": req.at, "prefix": req.prefix, "dry_run": req.dry_run});
+                    let answer = off_thread(self.ctx.clone(), {
+                        let name = name.clone();
+                        async move |ctx: Arc<Context>| {
+                            buckets::restore(&ctx, &name, &req, &mut |_| {}).await
+                        }
+                    })
+                    .await;
+                    (
+                        audit("admin:bucket.restore", name, None, detail),
+                        ok_of(answer),
+                    )
+                }
+                Err(e) => (audit("admin:bucket.restore", name, None, none), Err(e)),
+            },
+            Route::LifecycleStatus => (
+                audit("admin:lifecycle.status", "-", None, none),
+                ok_of(super::lifecycle::status(ctx).await),
+            ),
             Route::Usage => (
                 audit("admin:usage", "-", tenant.clone(), none),
                 ok_of(ops::usage(ctx, tenant.as_deref()).await),
@@ -507,6 +570,26 @@ mod tests {
             Some("DELETE")
         );
         assert_eq!(route(&Method::GET, "/buckets/x/y").err(), Some(""));
+        assert!(matches!(
+            route(&Method::GET, "/buckets/a%2Fb/objects"),
+            Ok(Route::ListObjects(n)) if n == "a/b"
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/buckets/logs/restore"),
+            Ok(Route::RestoreBucket(n)) if n == "logs"
+        ));
+        assert_eq!(
+            route(&Method::GET, "/buckets/logs/restore").err(),
+            Some("POST")
+        );
+        assert_eq!(
+            route(&Method::POST, "/buckets/logs/objects").err(),
+            Some("GET")
+        );
+        assert!(matches!(
+            route(&Method::GET, "/lifecycle"),
+            Ok(Route::LifecycleStatus)
+        ));
         assert_eq!(route(&Method::GET, "/users/").err(), Some(""));
         assert_eq!(route(&Method::GET, "/gc/run").err(), Some("POST"));
         assert_eq!(route(&Method::GET, "").err(), Some(""));

@@ -44,6 +44,20 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Lifecycle passes: each bucket's last pass and backlog (what
+    /// `dooz lifecycle status` shows, here also through --endpoint).
+    #[command(subcommand)]
+    Lifecycle(LifecycleAdminCommand),
+}
+
+#[derive(Subcommand)]
+pub enum LifecycleAdminCommand {
+    /// Each bucket with lifecycle rules: its last finished pass and what it
+    /// did, and whether a pass is unfinished (where it stands).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where `dooz admin` does its work: on the metadata store named by the
@@ -58,6 +72,17 @@ pub struct RemoteArgs {
     /// flags show in `ps`.
     #[arg(long, global = true, env = "DOOZ_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of the CA (or certificates) to trust for an https
+    /// --endpoint, in addition to the system's roots: for gateways whose
+    /// certificate a private CA issued.
+    #[arg(
+        long,
+        global = true,
+        env = "DOOZ_ADMIN_CA_FILE",
+        value_name = "PEM",
+        requires = "endpoint"
+    )]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]

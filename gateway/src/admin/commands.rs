@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use zeroize::Zeroizing;
 
 use super::buckets;
-use super::cli::{AdminCommand, BucketCommand, GcCommand, RemoteArgs, TenantCommand, UserCommand};
+use super::cli::{
+    AdminCommand, BucketCommand, GcCommand, LifecycleAdminCommand, RemoteArgs, TenantCommand,
+    UserCommand,
+};
+use super::lifecycle::{self, LifecycleBucketStatus};
 use super::ops::{
     self, AdminError, AdminResult, BackendInfo, BucketDeleted, BucketInfo, GcRunInfo, GcStatus,
     NewBucketRequest, NewTenantRequest, NewUser, NewUserRequest, PolicyInfo, TenantInfo,
@@ -123,6 +127,51 @@ impl Via {
         }
     }
 
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        at: Option<&str>,
+        prefix: &str,
+    ) -> AdminResult<buckets::ObjectListing> {
+        match self {
+            Via::Local(ctx) => buckets::list_objects(ctx, bucket, at, prefix).await,
+            Via::Remote(r) => {
+                let mut q = vec![("prefix", prefix.to_owned())];
+                q.extend(at.map(|t| ("at", t.to_owned())));
+                r.get(&format!("/buckets/{}/objects", segment(bucket)), &q)
+                    .await
+            }
+        }
+    }
+
+    /// Locally the progress goes to stderr as the restore runs; through
+    /// the API the answer comes when it is done.
+    async fn restore(
+        &self,
+        bucket: &str,
+        req: &buckets::RestoreRequest,
+    ) -> AdminResult<buckets::RestoreResult> {
+        match self {
+            Via::Local(ctx) => {
+                let mut progress = |r: &crate::engine::RestoreReport| {
+                    eprintln!("{}", buckets::restore_progress(r));
+                };
+                buckets::restore(ctx, bucket, req, &mut progress).await
+            }
+            Via::Remote(r) => {
+                r.post(&format!("/buckets/{}/restore", segment(bucket)), &[], req)
+                    .await
+            }
+        }
+    }
+
+    async fn lifecycle_status(&self) -> AdminResult<Vec<LifecycleBucketStatus>> {
+        match self {
+            Via::Local(ctx) => lifecycle::status(ctx).await,
+            Via::Remote(r) => r.get("/lifecycle", &[]).await,
+        }
+    }
+
     async fn gc_status(&self) -> AdminResult<GcStatus> {
         match self {
             Via::Local(ctx) => ops::gc_status(ctx).await,
@@ -225,6 +274,9 @@ fn describe(cmd: &AdminCommand) -> CommandAudit {
             None,
             serde_json::json!({"at": at, "prefix": prefix}),
         ),
+        AdminCommand::Lifecycle(LifecycleAdminCommand::Status { .. }) => {
+            ("admin:lifecycle.status", "-".into(), None, none)
+        }
         AdminCommand::Usage { tenant, .. } => ("admin:usage", "-".into(), tenant.clone(), none),
         AdminCommand::Gc(GcCommand::Status { .. }) => ("admin:gc.status", "-".into(), None, none),
         AdminCommand::Gc(GcCommand::Run { dry_run, .. }) => (
@@ -249,22 +301,7 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
     let ctx = Context::open(cfg).await.map_err(|e| e.to_string())?;
     let audit = describe(&cmd);
     let via = Via::Local(Box::new(ctx.clone()));
-    let outcome = match cmd {
-        AdminCommand::Bucket(BucketCommand::Restore {
-            bucket,
-            at,
-            prefix,
-            dry_run,
-            json,
-        }) => buckets::restore(&ctx, &bucket, &at, &prefix, dry_run, json).await,
-        AdminCommand::Bucket(BucketCommand::Ls {
-            bucket,
-            at,
-            prefix,
-            json,
-        }) => buckets::ls(&ctx, &bucket, at.as_deref(), &prefix, json).await,
-        cmd => run(&via, cmd).await,
-    };
+    let outcome = run(&via, cmd).await;
     finish_command(&ctx, audit, outcome).await
 }
 
@@ -277,14 +314,9 @@ pub async fn admin_remote(remote: RemoteArgs, cmd: AdminCommand) -> CliResult {
         .token
         .map(Zeroizing::new)
         .ok_or("--endpoint needs --token or DOOZ_ADMIN_TOKEN (the gateway's [admin] token)")?;
-    let via = Via::Remote(Remote::new(&endpoint, token).map_err(|e| e.to_string())?);
-    if let AdminCommand::Bucket(BucketCommand::Restore { .. } | BucketCommand::Ls { .. }) = cmd {
-        return Err(
-            "bucket restore and bucket ls are not in the admin API yet: run them without --endpoint where the metadata store is reachable"
-                .into(),
-        );
-    }
-    run(&via, cmd).await
+    let remote =
+        Remote::new(&endpoint, token, remote.ca_file.as_deref()).map_err(|e| e.to_string())?;
+    run(&Via::Remote(remote), cmd).await
 }
 
 fn json_line(v: &impl serde::Serialize) -> Result<(), String> {
@@ -429,9 +461,55 @@ async fn run(via: &Via, cmd: AdminCommand) -> CliResult {
                 }
             }
         }
-        // Handled by the caller: they read the store directly.
-        AdminCommand::Bucket(BucketCommand::Restore { .. } | BucketCommand::Ls { .. }) => {
-            return Err("not available here".into());
+        AdminCommand::Bucket(BucketCommand::Ls {
+            bucket,
+            at,
+            prefix,
+            json,
+        }) => {
+            let listing = via
+                .list_objects(&bucket, at.as_deref(), &prefix)
+                .await
+                .map_err(e)?;
+            if json {
+                json_line(&listing.objects)?;
+            } else {
+                for o in &listing.objects {
+                    println!("{}", buckets::object_line(o));
+                }
+                eprintln!(
+                    "{} objects in {} as of {}",
+                    listing.objects.len(),
+                    listing.bucket,
+                    listing.at
+                );
+            }
+        }
+        AdminCommand::Bucket(BucketCommand::Restore {
+            bucket,
+            at,
+            prefix,
+            dry_run,
+            json,
+        }) => {
+            let req = buckets::RestoreRequest {
+                at,
+                prefix,
+                dry_run,
+            };
+            let r = via.restore(&bucket, &req).await.map_err(e)?;
+            if json {
+                json_line(&r)?;
+            } else {
+                for a in &r.actions {
+                    println!("{}", buckets::action_line(a, dry_run));
+                }
+                println!("{}", buckets::restore_summary(&r.report));
+            }
+        }
+        AdminCommand::Lifecycle(LifecycleAdminCommand::Status { json }) => {
+            let rows = via.lifecycle_status().await.map_err(e)?;
+            lifecycle::print_status(&rows, json)?;
         }
         AdminCommand::Usage { tenant, json } => {
             let u = via.usage(tenant.as_deref()).await.map_err(e)?;

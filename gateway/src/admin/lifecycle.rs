@@ -3,6 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+
+use super::ops::AdminResult;
 
 use crate::audit::cli::{CommandAudit, finish_command};
 use crate::config::Config;
@@ -67,7 +70,10 @@ pub async fn run(cfg: Config, cmd: LifecycleCommand) -> CliResult {
             };
             finish_command(&ctx, audit, outcome).await
         }
-        LifecycleCommand::Status { json } => status(&ctx, json).await,
+        LifecycleCommand::Status { json } => {
+            print_status(&status(&ctx).await.map_err(err)?, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -126,46 +132,67 @@ async fn run_pass(
     (outcome, v)
 }
 
-async fn status(ctx: &Context, json: bool) -> CliResult {
-    let states = ctx.meta.lifecycle_states().await.map_err(err)?;
+/// One bucket with lifecycle rules: its last finished pass and whether a
+/// pass is under way (its cursor: the last key fully handled).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LifecycleBucketStatus {
+    pub bucket: String,
+    pub rules: usize,
+    pub last_finished: Option<String>,
+    /// The last finished pass's summary (counts; see `LifecycleReport`).
+    pub last_pass: Option<serde_json::Value>,
+    pub pass_in_progress: bool,
+    pub pass_started: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// Every bucket with lifecycle rules, for `dooz lifecycle status`,
+/// `dooz admin lifecycle status` and `GET /admin/v1/lifecycle`.
+pub async fn status(ctx: &Context) -> AdminResult<Vec<LifecycleBucketStatus>> {
+    let states = ctx.meta.lifecycle_states().await?;
     let mut rows = Vec::new();
-    for bucket in ctx.meta.buckets_with_lifecycle().await.map_err(err)? {
+    for bucket in ctx.meta.buckets_with_lifecycle().await? {
         let rules = ctx
             .engine
             .lifecycle_of(&bucket)
-            .await
-            .map_err(err)?
+            .await?
             .map_or(0, |c| c.rules.len());
         let state = states.iter().find(|s| s.bucket == bucket);
-        let summary: Option<serde_json::Value> = state
-            .and_then(|s| s.last_summary.as_deref())
-            .and_then(|s| serde_json::from_str(s).ok());
-        rows.push(serde_json::json!({
-            "bucket": bucket,
-            "rules": rules,
-            "last_finished": state.and_then(|s| s.last_finished).map(rfc3339),
-            "last_pass": summary,
-            "pass_in_progress": state.is_some_and(|s| s.pass_started.is_some()),
-            "pass_started": state.and_then(|s| s.pass_started).map(rfc3339),
-            "cursor": state.and_then(|s| s.cursor_key.clone()),
-        }));
+        rows.push(LifecycleBucketStatus {
+            bucket,
+            rules,
+            last_finished: state.and_then(|s| s.last_finished).map(rfc3339),
+            last_pass: state
+                .and_then(|s| s.last_summary.as_deref())
+                .and_then(|s| serde_json::from_str(s).ok()),
+            pass_in_progress: state.is_some_and(|s| s.pass_started.is_some()),
+            pass_started: state.and_then(|s| s.pass_started).map(rfc3339),
+            cursor: state.and_then(|s| s.cursor_key.clone()),
+        });
     }
+    Ok(rows)
+}
+
+/// Prints [`status`]'s rows: a table, or one JSON array.
+pub fn print_status(rows: &[LifecycleBucketStatus], json: bool) -> Result<(), String> {
     if json {
-        println!("{}", serde_json::Value::Array(rows));
-        return Ok(ExitCode::SUCCESS);
+        println!("{}", serde_json::to_string(rows).map_err(err)?);
+        return Ok(());
     }
     println!(
         "{:<40} {:>5} {:<25} {:<12} LAST PASS",
         "BUCKET", "RULES", "LAST FINISHED", "BACKLOG"
     );
     for r in rows {
-        let backlog = if r["pass_in_progress"] == true {
-            format!("after {}", r["cursor"].as_str().unwrap_or("(start)"))
+        let backlog = if r.pass_in_progress {
+            format!("after {}", r.cursor.as_deref().unwrap_or("(start)"))
         } else {
             "none".to_owned()
         };
-        let last = r["last_pass"]
-            .as_object()
+        let last = r
+            .last_pass
+            .as_ref()
+            .and_then(|v| v.as_object())
             .map(|o| {
                 format!(
                     "{} expired, {} markers added, {} noncurrent removed, {} uploads aborted, {} bytes",
@@ -179,11 +206,11 @@ async fn status(ctx: &Context, json: bool) -> CliResult {
             .unwrap_or_else(|| "-".to_owned());
         println!(
             "{:<40} {:>5} {:<25} {:<12} {last}",
-            r["bucket"].as_str().unwrap_or_default(),
-            r["rules"],
-            r["last_finished"].as_str().unwrap_or("never"),
+            r.bucket,
+            r.rules,
+            r.last_finished.as_deref().unwrap_or("never"),
             backlog,
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -95,7 +95,7 @@ fn schemas() -> Value {
     tenant_usage["tenant"] = json!({"type": "string", "format": "uuid"});
     tenant_usage["name"] = json!({"type": ["string", "null"]});
     let policy = json!({"type": "string", "enum": ["admin", "read-write", "read-only"]});
-    json!({
+    let mut schemas = json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "string", "description": "Unauthorized, InvalidArgument, NotFound, Conflict, NoSuchRoute, MethodNotAllowed, ServiceUnavailable, InternalError"},
@@ -156,6 +156,44 @@ fn schemas() -> Value {
             "bytes_reclaimed": s("integer"), "summary": s("string"),
             "report": {"type": "object", "description": "every counter of the run (dooz gc --json)"}}},
         "GcStarted": {"type": "object", "properties": {"started": s("boolean"), "dry_run": s("boolean")}},
+    });
+    // A second literal: one json! of them all passes the macro recursion limit.
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), history_schemas()) {
+        all.extend(more);
+    }
+    schemas
+}
+
+/// Point-in-time listing and restore, lifecycle status.
+fn history_schemas() -> Value {
+    let s = |t: &str| json!({"type": t});
+    json!({
+        "ListedObject": {"type": "object", "required": ["key", "size", "etag", "last_modified", "version_id"], "properties": {
+            "key": s("string"), "size": {"type": "integer", "minimum": 0}, "etag": s("string"),
+            "last_modified": {"type": "string", "format": "date-time"}, "version_id": s("string")}},
+        "ObjectListing": {"type": "object", "required": ["bucket", "at", "objects"], "properties": {
+            "bucket": s("string"), "at": {"type": "string", "description": "RFC 3339, or now"},
+            "objects": list("ListedObject")}},
+        "RestoreRequest": {"type": "object", "required": ["at"], "additionalProperties": false, "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "prefix": {"type": "string", "default": ""},
+            "dry_run": {"type": "boolean", "default": false}}},
+        "RestoreResult": {"type": "object", "required": ["bucket", "at", "prefix", "dry_run", "actions"], "properties": {
+            "bucket": s("string"), "at": s("string"), "prefix": s("string"), "dry_run": s("boolean"),
+            "keys_scanned": {"type": "integer", "minimum": 0}, "restored": {"type": "integer", "minimum": 0},
+            "deleted": {"type": "integer", "minimum": 0}, "unchanged": {"type": "integer", "minimum": 0},
+            "restored_bytes": {"type": "integer", "minimum": 0},
+            "actions": {"type": "array", "items": {"type": "object", "required": ["action", "key"], "properties": {
+                "action": {"type": "string", "enum": ["restore", "delete"]}, "key": s("string"),
+                "from_version": s("string"), "size": s("integer"),
+                "new_version": {"type": ["string", "null"]}, "marker_version": {"type": ["string", "null"]}}}}}},
+        "LifecycleStatus": {"type": "object", "required": ["bucket", "rules", "pass_in_progress"], "properties": {
+            "bucket": s("string"), "rules": {"type": "integer", "minimum": 0},
+            "last_finished": {"type": ["string", "null"], "format": "date-time"},
+            "last_pass": {"type": ["object", "null"], "description": "the last finished pass's counts (dooz lifecycle run --json)"},
+            "pass_in_progress": s("boolean"),
+            "pass_started": {"type": ["string", "null"], "format": "date-time"},
+            "cursor": {"type": ["string", "null"], "description": "the last key the unfinished pass fully handled"}}},
     })
 }
 
@@ -175,7 +213,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Dooz admin API",
             "version": "1",
-            "description": "Tenants, users, buckets, usage, backends and the collector of a Dooz gateway. Every call needs `Authorization: Bearer <[admin] token>` and is recorded in the audit log. `dooz admin --endpoint URL --token T` uses it."
+            "description": "Tenants, users, buckets (point-in-time listing and restore), usage, backends, lifecycle passes and the collector of a Dooz gateway. Every call needs `Authorization: Bearer <[admin] token>` and is recorded in the audit log. `dooz admin --endpoint URL --token T` uses it."
         },
         "servers": [{"url": "/admin/v1"}],
         "security": [{"bearer": []}],
@@ -213,6 +251,21 @@ pub fn document() -> Value {
                 "delete": op("deleteBucket", "Delete a bucket: empty, or with force every version, delete marker and upload first; Object Lock stops it before anything is deleted",
                     json!([path_param("name", "the bucket"), flag("force", "delete the bucket's contents first")]),
                     responses(("200", "deleted", schema("BucketDeleted")), &[("404", "no such bucket"), ("409", "not empty, or holds locked versions")])),
+            },
+            "/buckets/{name}/objects": {
+                "get": op("listObjects", "The bucket's current objects, or (versioned buckets) those it held at an instant",
+                    json!([path_param("name", "the bucket"),
+                           {"name": "at", "in": "query", "required": false, "description": "RFC 3339 instant [default: now]", "schema": {"type": "string", "format": "date-time"}},
+                           {"name": "prefix", "in": "query", "required": false, "description": "only keys starting with it", "schema": {"type": "string"}}]),
+                    responses(("200", "the listing", schema("ObjectListing")), &[("400", "not an RFC 3339 instant, or the history cannot tell (unversioned bucket, versions expired since)"), ("404", "no such bucket")])),
+            },
+            "/buckets/{name}/restore": {
+                "post": op_with_body("restoreBucket", "Make the bucket's state at an instant current again (new versions that reference the old data; nothing copied)", "RestoreRequest",
+                    responses(("200", "what changed (or, dry, would)", schema("RestoreResult")), &[("400", "not an RFC 3339 instant, or the history cannot tell"), ("404", "no such bucket"), ("409", "Object Lock or the bucket's state stops it")])),
+            },
+            "/lifecycle": {
+                "get": op("lifecycleStatus", "Each bucket with lifecycle rules: its last finished pass and backlog", no_params.clone(),
+                    responses(("200", "buckets", list("LifecycleStatus")), &[])),
             },
             "/usage": {
                 "get": op("usage", "Logical vs stored bytes, and space per tenant", json!([tenant_param()]),

@@ -2,6 +2,7 @@
 //! remote gateway's admin API, with no metadata store credentials. Answers
 //! arrive as the same typed results `ops.rs` returns locally.
 
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -23,15 +24,33 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub fn new(endpoint: &str, token: Zeroizing<String>) -> AdminResult<Self> {
+    /// `ca_file`: roots to trust besides the system's (a private CA).
+    pub fn new(
+        endpoint: &str,
+        token: Zeroizing<String>,
+        ca_file: Option<&Path>,
+    ) -> AdminResult<Self> {
         let endpoint = endpoint.trim_end_matches('/');
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(AdminError::Invalid(format!(
                 "--endpoint {endpoint}: give the admin listener's URL, e.g. http://127.0.0.1:9001"
             )));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| AdminError::Invalid(format!("--ca-file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| AdminError::Invalid(format!("--ca-file {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(AdminError::Invalid(format!(
+                    "--ca-file {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
             .build()
             .map_err(|e| AdminError::Internal(format!("HTTP client: {e}")))?;
         let operator = std::env::var("USER")

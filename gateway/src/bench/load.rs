@@ -58,11 +58,20 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
     move |source| BenchError::Io { what, source }
 }
 
-fn s3_err(ep: &str, step: &str, e: impl std::fmt::Display) -> BenchError {
+/// The whole source chain: the SDK's top-level message alone ("streaming
+/// error", "dispatch failure") does not say what went wrong.
+fn s3_err(ep: &str, step: &str, e: impl std::error::Error) -> BenchError {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
     BenchError::S3 {
         endpoint: ep.to_owned(),
         step: step.to_owned(),
-        message: e.to_string(),
+        message,
     }
 }
 
@@ -365,7 +374,7 @@ impl Plan {
                             .body(ByteStream::from(body))
                             .send()
                             .await
-                            .map_err(|e| s3_err(&ep.name, "small PUT", e.into_service_error()))?;
+                            .map_err(|e| s3_err(&ep.name, "small PUT", e))?;
                     } else {
                         let got = ep
                             .client
@@ -374,7 +383,7 @@ impl Plan {
                             .key(&key)
                             .send()
                             .await
-                            .map_err(|e| s3_err(&ep.name, "small GET", e.into_service_error()))?
+                            .map_err(|e| s3_err(&ep.name, "small GET", e))?
                             .body
                             .collect()
                             .await
@@ -467,7 +476,7 @@ async fn put_file(ep: &Endpoint, key: &str, path: &Path) -> Result<f64, BenchErr
         .disable_payload_signing()
         .send()
         .await
-        .map_err(|e| s3_err(&ep.name, &format!("PUT {key}"), e.into_service_error()))?;
+        .map_err(|e| s3_err(&ep.name, &format!("PUT {key}"), e))?;
     Ok(started.elapsed().as_secs_f64())
 }
 
@@ -481,7 +490,7 @@ async fn get_crc(ep: &Endpoint, key: &str) -> Result<(f64, u32), BenchError> {
         .key(key)
         .send()
         .await
-        .map_err(|e| s3_err(&ep.name, &format!("GET {key}"), e.into_service_error()))?
+        .map_err(|e| s3_err(&ep.name, &format!("GET {key}"), e))?
         .body;
     let mut crc = crc32fast::Hasher::new();
     while let Some(bytes) = body

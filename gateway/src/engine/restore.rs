@@ -38,7 +38,7 @@ pub fn parse_time(s: &str) -> Result<PointInTime, String> {
 }
 
 /// What a restore does (or, dry, would do) to one key.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum RestoreAction {
     /// A new current version with the content and metadata of `from_version`.
@@ -57,7 +57,7 @@ pub enum RestoreAction {
 }
 
 /// Counts of a restore, also its progress.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RestoreReport {
     pub bucket: String,
     pub at: String,
