@@ -531,6 +531,109 @@ async fn stalled_uploads_give_their_memory_back() {
     g.fsck_clean().await;
 }
 
+/// A GET whose body has started never waits for memory behind new
+/// requests: with the budget held by stalled uploads and another PUT
+/// queued for memory, a large GET of compressible data (whose reads open
+/// to several times their ciphertext) still streams to its end while the
+/// uploads hold their memory. (Clients give up on a body that stalls: the
+/// AWS SDKs' stalled-stream protection after 5 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_get_never_waits_for_memory_uploads_hold() {
+    let mut opts = Options::new(Meta::Sqlite, Backend::Local);
+    opts.chunking = Some((64 * 1024, 256 * 1024, 1024 * 1024));
+    opts.pack_target = Some(4 * 1024 * 1024);
+    opts.server = Some(ServerConfig {
+        // The stalled uploads hold their memory until the test drops them.
+        body_stall_timeout_secs: 120,
+        ..quick_timeouts()
+    });
+    opts.memory_budget = Some(64 * 1024 * 1024);
+    let g = start(opts).await;
+    let per_upload = g.engine().config().upload_reservation();
+    let c = g.client();
+    c.create_bucket().bucket("floor").send().await.unwrap();
+    // Log-like text: compresses several times over.
+    let text: Vec<u8> = (0..600_000u32)
+        .flat_map(|i| {
+            format!(
+                "{i:08} GET /api/v1/items/{} 200 {}ms\n",
+                i * 7 % 1000,
+                i % 97
+            )
+            .into_bytes()
+        })
+        .collect();
+    put(&c, "floor", "log", &text).await;
+    budget_drains(&g).await;
+
+    let mut resp = c
+        .get_object()
+        .bucket("floor")
+        .key("log")
+        .send()
+        .await
+        .unwrap();
+    let mut got = resp.body.next().await.unwrap().unwrap().to_vec();
+    let floor = g.engine().budget().in_use_bytes();
+    assert!(floor > 0, "the GET holds its floor");
+
+    // Uploads take what is left of the budget and stall.
+    let a = addr(&g.endpoint);
+    let body = pseudo_random(8 * 1024 * 1024, 11);
+    let room = g.engine().budget().total_bytes() - floor;
+    let n = room / per_upload;
+    assert!(n >= 1, "floor {floor}, upload {per_upload}");
+    let mut stalled = Vec::new();
+    for i in 0..n {
+        let mut r = request(
+            "PUT",
+            &a,
+            &format!("/floor/stalled-{i}"),
+            &[("content-length", &body.len().to_string())],
+            body.clone(),
+        );
+        sign_with(&mut r, &g.access_key, &g.secret_key, true);
+        stalled.push(raw::start(&a, &r, 1024 * 1024).await);
+    }
+    let held = floor + n * per_upload;
+    for _ in 0..200 {
+        if g.engine().budget().in_use_bytes() >= held {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(g.engine().budget().in_use_bytes() >= held);
+    // A PUT queued for memory: the semaphore is fair, so anything asking
+    // for memory now waits behind it.
+    let queued = tokio::spawn({
+        let c = c.clone();
+        async move {
+            c.put_object()
+                .bucket("floor")
+                .key("queued")
+                .body(ByteStream::from(pseudo_random(3 * 1024 * 1024, 12)))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    while let Some(bytes) = resp.body.next().await {
+        got.extend_from_slice(&bytes.unwrap());
+    }
+    assert!(got == text, "the GET returned other bytes");
+    assert!(
+        g.engine().budget().in_use_bytes() >= n * per_upload,
+        "the GET finished only after the stalled uploads let go of their memory"
+    );
+    assert!(!queued.is_finished(), "the queued PUT still waits");
+    // Closing the stalled uploads frees their memory; the queued PUT runs.
+    drop(stalled);
+    queued.await.unwrap().expect("the queued PUT completes");
+    budget_drains(&g).await;
+    g.fsck_clean().await;
+}
+
 /// A client that stops reading a large GET is cut off after the send-stall
 /// timeout, and the read-ahead it held goes back to the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

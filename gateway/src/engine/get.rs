@@ -159,7 +159,6 @@ impl Read {
     /// chunk it opens, in whole budget units per buffer so every chunk's
     /// share can be split off exactly.
     pub(super) fn memory(&self) -> usize {
-        let rounded = |n: usize| budget::units(n) as usize * budget::UNIT;
         let plain: usize = self
             .pieces
             .iter()
@@ -167,6 +166,19 @@ impl Read {
             .sum();
         rounded((self.end - self.start) as usize) + plain
     }
+
+    /// [`Read::memory`] once one more frame, ending at `end` and opening
+    /// to `plain_len` bytes, joins the read.
+    pub(super) fn memory_extended(&self, end: u64, plain_len: u32) -> usize {
+        self.memory() - rounded((self.end - self.start) as usize)
+            + rounded((end - self.start) as usize)
+            + rounded(plain_len as usize)
+    }
+}
+
+/// Bytes in whole budget units.
+fn rounded(n: usize) -> usize {
+    budget::units(n) as usize * budget::UNIT
 }
 
 impl Engine {
@@ -304,10 +316,19 @@ impl Engine {
         let keyring = self.keyring_of(&tenant).await?;
         let mut planner = Planner::new(self, tenant.id, version, head, start, end);
         let reads: VecDeque<Read> = planner.next_reads().await?.into();
-        // Waiting for memory happens here, before the client gets a status.
-        let floor = match reads.front() {
-            Some(r) => self.inner.budget.reserve(r.memory()).await?,
-            None => Reservation::none(),
+        // Waiting for memory happens here, before the client gets a status,
+        // and once: the floor covers the largest read the body can need
+        // (all of them when the plan is complete, else the cap on any read),
+        // so a started body never waits for memory behind new requests.
+        let largest = reads.iter().map(Read::memory).max().unwrap_or(0);
+        let floor_bytes = if planner.done {
+            largest
+        } else {
+            largest.max(super::plan::MAX_READ_MEMORY)
+        };
+        let floor = match floor_bytes {
+            0 => Reservation::none(),
+            n => self.inner.budget.reserve(n).await?,
         };
         Ok(read_stream(ReadState {
             planner,

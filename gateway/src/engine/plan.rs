@@ -30,6 +30,13 @@ const PLAN_WINDOW: usize = 4096;
 const SLICE_BYTES: usize = PLAN_WINDOW * ManifestHead::MAX_ENTRY;
 /// Adjacent frames of one pack are fetched with one ranged read up to this size.
 const MAX_COALESCED_READ: u64 = 8 * 1024 * 1024;
+/// ... and while the read's memory (ciphertext and the plaintext it opens
+/// to, see `Read::memory`) stays within this: compressible data opens to
+/// many times its ciphertext. A GET holds this much from its first read
+/// on (its floor), so every later read fits without waiting for memory
+/// once the client has its 200. A single frame may exceed it only with a
+/// chunk size configured above 8 MiB.
+pub(super) const MAX_READ_MEMORY: usize = 24 * 1024 * 1024;
 
 /// One ranged read of a pack and the pieces of plaintext it yields.
 pub(super) struct Read {
@@ -306,7 +313,8 @@ impl Planner {
                 Some(r)
                     if r.pack_id == loc.pack_id
                         && r.end == loc.offset
-                        && frame_end - r.start <= MAX_COALESCED_READ =>
+                        && frame_end - r.start <= MAX_COALESCED_READ
+                        && r.memory_extended(frame_end, loc.plain_len) <= MAX_READ_MEMORY =>
                 {
                     r.end = frame_end;
                     r.pieces.push(piece);
