@@ -14,6 +14,7 @@ use super::ops::{
     NewBucketRequest, NewTenantRequest, NewUser, NewUserRequest, PolicyInfo, TenantInfo,
     UsageReport, UserInfo,
 };
+use super::policies;
 use super::remote::{Remote, segment};
 use crate::audit::cli::{CommandAudit, finish_command};
 use crate::config::Config;
@@ -185,6 +186,63 @@ fn describe(cmd: &AdminCommand) -> CommandAudit {
         AdminCommand::User(UserCommand::Policies { .. }) => {
             ("admin:policy.list", "-".into(), None, none)
         }
+        AdminCommand::User(UserCommand::Policy(c)) => {
+            use super::policies::UserPolicyCommand as U;
+            match c {
+                U::Attach { access_key, policy } => (
+                    "admin:user.policy.attach",
+                    access_key.clone(),
+                    None,
+                    serde_json::json!({"policy": policy}),
+                ),
+                U::Detach { access_key, policy } => (
+                    "admin:user.policy.detach",
+                    access_key.clone(),
+                    None,
+                    serde_json::json!({"policy": policy}),
+                ),
+                U::List { access_key, .. } => {
+                    ("admin:user.policy.list", access_key.clone(), None, none)
+                }
+            }
+        }
+        AdminCommand::User(UserCommand::Can {
+            access_key,
+            action,
+            resource,
+            ..
+        }) => (
+            "admin:user.can",
+            access_key.clone(),
+            None,
+            serde_json::json!({"action": action, "resource": resource}),
+        ),
+        AdminCommand::Policy(c) => {
+            use super::policies::PolicyCommand as P;
+            match c {
+                P::Create { tenant, name, .. } => (
+                    "admin:policy.create",
+                    name.clone(),
+                    Some(tenant.clone()),
+                    none,
+                ),
+                P::List { tenant, .. } => {
+                    ("admin:policy.list", "-".into(), Some(tenant.clone()), none)
+                }
+                P::Show { tenant, name } => (
+                    "admin:policy.show",
+                    name.clone(),
+                    Some(tenant.clone()),
+                    none,
+                ),
+                P::Delete { tenant, name } => (
+                    "admin:policy.delete",
+                    name.clone(),
+                    Some(tenant.clone()),
+                    none,
+                ),
+            }
+        }
         AdminCommand::Bucket(BucketCommand::Create {
             name,
             tenant,
@@ -263,6 +321,15 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
             prefix,
             json,
         }) => buckets::ls(&ctx, &bucket, at.as_deref(), &prefix, json).await,
+        AdminCommand::Policy(c) => policies::run_policy(&ctx, c).await,
+        AdminCommand::User(UserCommand::Policy(c)) => policies::run_user_policy(&ctx, c).await,
+        AdminCommand::User(UserCommand::Can {
+            access_key,
+            action,
+            resource,
+            context,
+            json,
+        }) => policies::run_can(&ctx, &access_key, &action, &resource, &context, json).await,
         cmd => run(&via, cmd).await,
     };
     finish_command(&ctx, audit, outcome).await
@@ -278,6 +345,14 @@ pub async fn admin_remote(remote: RemoteArgs, cmd: AdminCommand) -> CliResult {
         .map(Zeroizing::new)
         .ok_or("--endpoint needs --token or DOOZ_ADMIN_TOKEN (the gateway's [admin] token)")?;
     let via = Via::Remote(Remote::new(&endpoint, token).map_err(|e| e.to_string())?);
+    if let AdminCommand::Policy(_)
+    | AdminCommand::User(UserCommand::Policy(_) | UserCommand::Can { .. }) = cmd
+    {
+        return Err(
+            "policy commands are not in the admin API yet: run them without --endpoint where the metadata store is reachable"
+                .into(),
+        );
+    }
     if let AdminCommand::Bucket(BucketCommand::Restore { .. } | BucketCommand::Ls { .. }) = cmd {
         return Err(
             "bucket restore and bucket ls are not in the admin API yet: run them without --endpoint where the metadata store is reachable"
@@ -430,6 +505,10 @@ async fn run(via: &Via, cmd: AdminCommand) -> CliResult {
             }
         }
         // Handled by the caller: they read the store directly.
+        AdminCommand::Policy(_)
+        | AdminCommand::User(UserCommand::Policy(_) | UserCommand::Can { .. }) => {
+            return Err("policy commands run on the metadata store only".into());
+        }
         AdminCommand::Bucket(BucketCommand::Restore { .. } | BucketCommand::Ls { .. }) => {
             return Err("not available here".into());
         }
