@@ -22,7 +22,7 @@ const CI_BUILDS: &str = r#"{
     "Sid": "WriteBuilds",
     "Effect": "Allow",
     "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
-    "Resource": "arn:aws:s3:::ci/builds/*"
+    "Resource": "arn:aws:s3:::cibuilds/builds/*"
   }]
 }"#;
 
@@ -75,7 +75,7 @@ async fn ci_key(g: &Gateway) -> (String, String) {
 async fn least_privilege_key_writes_only_builds(meta: Meta) {
     let g = start(Options::new(meta, Backend::Local)).await;
     let admin = g.client();
-    for b in ["ci", "other"] {
+    for b in ["cibuilds", "other"] {
         admin
             .create_bucket()
             .bucket(b)
@@ -83,15 +83,15 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
             .await
             .expect("create");
     }
-    put(&admin, "ci", "src/main.rs", b"fn main() {}").await;
+    put(&admin, "cibuilds", "src/main.rs", b"fn main() {}").await;
     let (key, secret) = ci_key(&g).await;
     let ci = g.client_as(&key, &secret);
 
     // Exactly its policy: PUT under builds/ in ci, and multipart there.
-    put(&ci, "ci", "builds/1/app.tar", b"build one").await;
+    put(&ci, "cibuilds", "builds/1/app.tar", b"build one").await;
     let up = ci
         .create_multipart_upload()
-        .bucket("ci")
+        .bucket("cibuilds")
         .key("builds/2/big.tar")
         .send()
         .await
@@ -99,7 +99,7 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
     let id = up.upload_id().unwrap();
     let part = ci
         .upload_part()
-        .bucket("ci")
+        .bucket("cibuilds")
         .key("builds/2/big.tar")
         .upload_id(id)
         .part_number(1)
@@ -108,7 +108,7 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
         .await
         .expect("part");
     ci.complete_multipart_upload()
-        .bucket("ci")
+        .bucket("cibuilds")
         .key("builds/2/big.tar")
         .upload_id(id)
         .multipart_upload(
@@ -131,7 +131,7 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
     let denied = [
         code(
             ci.put_object()
-                .bucket("ci")
+                .bucket("cibuilds")
                 .key("src/evil.rs")
                 .body(body())
                 .send()
@@ -147,15 +147,15 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
         ),
         code(
             ci.get_object()
-                .bucket("ci")
+                .bucket("cibuilds")
                 .key("builds/1/app.tar")
                 .send()
                 .await,
         ),
-        code(ci.list_objects_v2().bucket("ci").send().await),
+        code(ci.list_objects_v2().bucket("cibuilds").send().await),
         code(
             ci.delete_object()
-                .bucket("ci")
+                .bucket("cibuilds")
                 .key("builds/1/app.tar")
                 .send()
                 .await,
@@ -164,15 +164,15 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
         code(ci.list_buckets().send().await),
         code(
             ci.copy_object()
-                .bucket("ci")
+                .bucket("cibuilds")
                 .key("builds/copied.rs")
-                .copy_source("ci/src/main.rs")
+                .copy_source("cibuilds/src/main.rs")
                 .send()
                 .await,
         ),
         code(
             ci.put_bucket_policy()
-                .bucket("ci")
+                .bucket("cibuilds")
                 .policy(CI_BUILDS)
                 .send()
                 .await,
@@ -184,14 +184,14 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
 
     // A refusal is S3's 403 XML body, and it stored nothing.
     let a = addr(&g.endpoint);
-    let mut req = request("PUT", &a, "/ci/src/raw.rs", &[], b"raw".to_vec());
+    let mut req = request("PUT", &a, "/cibuilds/src/raw.rs", &[], b"raw".to_vec());
     sign_request(&mut req, &key, &secret);
     let res = send(&a, &req).await;
     assert_eq!(res.status, 403, "{}", res.text());
     assert_eq!(res.code().as_deref(), Some("AccessDenied"));
     assert!(res.text().contains("<Error>"), "{}", res.text());
 
-    let mut ci_keys = keys(&admin, "ci").await;
+    let mut ci_keys = keys(&admin, "cibuilds").await;
     ci_keys.sort();
     assert_eq!(
         ci_keys,
@@ -199,7 +199,10 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
     );
     assert!(keys(&admin, "other").await.is_empty());
     assert!(admin.head_bucket().bucket("ci-new").send().await.is_err());
-    assert_eq!(get(&admin, "ci", "builds/2/big.tar").await, b"part one");
+    assert_eq!(
+        get(&admin, "cibuilds", "builds/2/big.tar").await,
+        b"part one"
+    );
 
     // `user can` names the deciding statement; exit status 1 when denied.
     let yes = ok(g.dooz(&[
@@ -208,7 +211,7 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
         "can",
         &key,
         "s3:PutObject",
-        "arn:aws:s3:::ci/builds/9",
+        "arn:aws:s3:::cibuilds/builds/9",
     ]));
     assert!(yes.starts_with("ALLOW"), "{yes}");
     assert!(
@@ -221,7 +224,7 @@ async fn least_privilege_key_writes_only_builds(meta: Meta) {
         "can",
         &key,
         "s3:GetObject",
-        "arn:aws:s3:::ci/builds/9",
+        "arn:aws:s3:::cibuilds/builds/9",
     ]);
     assert_eq!(no.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no.stdout).starts_with("IMPLICIT-DENY"));

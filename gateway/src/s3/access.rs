@@ -343,6 +343,13 @@ impl S3Access for Access {
         let op = cx.s3_op().name().to_owned();
         let op = op.as_str();
         let caller = self.caller(cx).await?;
+        // The audit record names the verified caller, refused or not.
+        if let (Some(c), Some(slot)) = (
+            &caller,
+            cx.extensions_mut().get::<crate::audit::AuditSlot>(),
+        ) {
+            slot.set(&c.principal);
+        }
         let (bucket_name, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
