@@ -28,14 +28,21 @@ def error(fn, **kwargs) -> tuple[str, int]:
 DENIED = ("AccessDenied", 403)
 
 
+def marked(evidence, rng, size: int = 8_000) -> bytes:
+    m = evidence.new_marker().encode()
+    data = rng.randbytes(size // 2) + m + rng.randbytes(size // 2)
+    evidence.known(data)
+    return data
+
+
 def keys(s3, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-def test_boto3_least_privilege_key(deployment, s3, bucket, new_bucket, tmp_path):
+def test_boto3_least_privilege_key(deployment, s3, bucket, new_bucket, tmp_path, evidence, rng):
     """policy: a key holding only "PutObject on bucket/builds/*" (dooz admin policy + user policy attach) does exactly that"""
     other = new_bucket()
-    s3.put_object(Bucket=bucket, Key="src/main.rs", Body=b"fn main() {}")
+    s3.put_object(Bucket=bucket, Key="src/main.rs", Body=marked(evidence, rng))
     ci = User(f"DZCI{uuid.uuid4().hex[:16].upper()}", f"c{uuid.uuid4().hex}")
     env = dict(deployment.env)
     env["DOOZ_NEW_SECRET_KEY"] = ci.secret_key
@@ -60,7 +67,9 @@ def test_boto3_least_privilege_key(deployment, s3, bucket, new_bucket, tmp_path)
     assert can.startswith("ALLOW") and f"policy {name} Statement[0] (Sid Builds)" in can, can
 
     c = deployment.boto3_client(ci)
-    c.put_object(Bucket=bucket, Key="builds/1/app.tar", Body=b"artifact")
+    artifact = marked(evidence, rng)
+    c.put_object(Bucket=bucket, Key="builds/1/app.tar", Body=artifact)
+    assert s3.get_object(Bucket=bucket, Key="builds/1/app.tar")["Body"].read() == artifact
     assert error(c.put_object, Bucket=bucket, Key="src/evil.rs", Body=b"x") == DENIED
     assert error(c.put_object, Bucket=other, Key="builds/x", Body=b"x") == DENIED
     assert error(c.get_object, Bucket=bucket, Key="builds/1/app.tar") == DENIED
@@ -71,9 +80,10 @@ def test_boto3_least_privilege_key(deployment, s3, bucket, new_bucket, tmp_path)
     assert keys(s3, other) == []
 
 
-def test_boto3_public_bucket_policy_and_block_public_access(deployment, s3, bucket):
+def test_boto3_public_bucket_policy_and_block_public_access(deployment, s3, bucket, evidence, rng):
     """policy: anonymous GET exactly where a bucket policy allows it; Block Public Access refuses and restricts public policies"""
-    s3.put_object(Bucket=bucket, Key="public/index.html", Body=b"<h1>hi</h1>")
+    page = marked(evidence, rng)
+    s3.put_object(Bucket=bucket, Key="public/index.html", Body=page)
     s3.put_object(Bucket=bucket, Key="private/secret", Body=b"secret")
     anon = deployment.boto3_client(signature_version=UNSIGNED)
     assert error(anon.get_object, Bucket=bucket, Key="public/index.html") == DENIED
@@ -97,7 +107,7 @@ def test_boto3_public_bucket_policy_and_block_public_access(deployment, s3, buck
     assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == json.loads(policy)
     assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is True
 
-    assert anon.get_object(Bucket=bucket, Key="public/index.html")["Body"].read() == b"<h1>hi</h1>"
+    assert anon.get_object(Bucket=bucket, Key="public/index.html")["Body"].read() == page
     assert error(anon.get_object, Bucket=bucket, Key="private/secret") == DENIED
     assert error(anon.put_object, Bucket=bucket, Key="public/evil", Body=b"x") == DENIED
     assert error(anon.list_objects_v2, Bucket=bucket) == DENIED
