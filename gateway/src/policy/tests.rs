@@ -519,3 +519,71 @@ fn every_served_operation_maps_to_an_s3_action() {
         ("s3:PutObject", Level::Object)
     );
 }
+
+/// The cost of deciding one request against the built-in admin role plus a
+/// 3-statement tenant policy and a public bucket policy with a condition:
+/// printed (run with --nocapture); the assertion is on the decisions.
+#[test]
+fn evaluation_cost_of_a_typical_request() {
+    let admin = builtin("admin").unwrap();
+    let ci = PolicyDocument::parse(CI_BUILDS, Kind::Identity).unwrap();
+    let extra = PolicyDocument::parse(
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Deny","Action":"s3:Delete*","Resource":"arn:aws:s3:::prod/*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}},
+            {"Effect":"Allow","Action":["s3:Get*","s3:List*"],"Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"]},
+            {"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/home/${aws:username}/*"}]}"#,
+        Kind::Identity,
+    )
+    .unwrap();
+    let bucket = PolicyDocument::parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/public/*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#,
+        Kind::Bucket,
+    )
+    .unwrap();
+    let named = [
+        Named {
+            name: "admin",
+            doc: admin,
+        },
+        Named {
+            name: "ci",
+            doc: &ci,
+        },
+        Named {
+            name: "extra",
+            doc: &extra,
+        },
+    ];
+    let mut cx = Context::new();
+    cx.set("aws:SourceIp", "10.1.2.3")
+        .set("aws:username", "alice")
+        .set("aws:SecureTransport", "false")
+        .set("aws:CurrentTime", "2026-12-05T05:00:00Z");
+    let req = Request {
+        caller: Caller::User {
+            arn: ALICE,
+            tenant_arn: ACME,
+        },
+        action: "s3:GetObject",
+        resource: "arn:aws:s3:::b/some/key.bin",
+        context: &cx,
+    };
+    let bp = Some(BucketPolicy {
+        doc: &bucket,
+        ignore_public: false,
+    });
+    const N: u32 = 100_000;
+    let started = std::time::Instant::now();
+    let mut allowed = 0;
+    for _ in 0..N {
+        allowed += u32::from(std::hint::black_box(evaluate(&named, bp, &req)).allowed());
+    }
+    let per = started.elapsed() / N;
+    eprintln!("policy evaluation: {per:?} per request ({N} requests)");
+    assert_eq!(allowed, N);
+    let anon = Request {
+        caller: Caller::Anonymous,
+        ..req
+    };
+    assert_eq!(evaluate(&[], bp, &anon), Decision::ImplicitDeny);
+}
