@@ -268,6 +268,36 @@ pub async fn can(
     })
 }
 
+/// A tenant's policy and its document (`GET …/policies/{name}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyDocumentInfo {
+    pub name: String,
+    pub document: serde_json::Value,
+}
+
+pub async fn attach(ctx: &Context, access_key: &str, policy: &str) -> AdminResult<()> {
+    Ok(ctx.meta.attach_user_policy(access_key, policy).await?)
+}
+
+pub async fn detach(ctx: &Context, access_key: &str, policy: &str) -> AdminResult<()> {
+    if ctx.meta.detach_user_policy(access_key, policy).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!(
+            "{policy} is not attached to {access_key}"
+        )))
+    }
+}
+
+pub async fn user_policies(ctx: &Context, access_key: &str) -> AdminResult<Vec<String>> {
+    if ctx.meta.get_user(access_key).await?.is_none() {
+        return Err(AdminError::NotFound(format!(
+            "no user with access key {access_key}"
+        )));
+    }
+    Ok(ctx.meta.user_policies(access_key).await?)
+}
+
 type CliResult = Result<ExitCode, String>;
 
 fn json_line(v: &impl Serialize) -> Result<(), String> {
