@@ -349,7 +349,7 @@ pub async fn admin_remote(remote: RemoteArgs, cmd: AdminCommand) -> CliResult {
     | AdminCommand::User(UserCommand::Policy(_) | UserCommand::Can { .. }) = cmd
     {
         return Err(
-            "policy commands are not in the admin API yet: run them without --endpoint where the metadata store is reachable"
+            "the policy commands run on the metadata store: run them without --endpoint, or call the admin API's /tenants/{t}/policies and /users/{key}/policies routes"
                 .into(),
         );
     }
