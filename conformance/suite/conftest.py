@@ -32,6 +32,7 @@ CLIENTS = {
     "test_versioning": "versioning (boto3, aws cli, rclone, dooz)",
     "test_tagging": "tagging (boto3)",
     "test_lifecycle": "lifecycle (boto3, dooz lifecycle, dooz gc)",
+    "test_policy": "access policies (boto3, dooz admin policy)",
 }
 SUITE_DIR = Path(__file__).resolve().parent
 README = SUITE_DIR.parent / "README.md"

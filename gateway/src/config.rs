@@ -66,6 +66,8 @@ pub struct Config {
     pub audit: crate::audit::AuditConfig,
     /// Lifecycle rules' background worker (`[lifecycle]`).
     pub lifecycle: crate::jobs::LifecycleConfig,
+    /// Access defaults (`[access]`): Block Public Access.
+    pub access: crate::policy::AccessConfig,
 }
 
 /// A secret from the configuration (a token, a key, a password): zeroized
@@ -301,6 +303,7 @@ impl Default for Config {
             gc: crate::jobs::GcConfig::default(),
             audit: crate::audit::AuditConfig::default(),
             lifecycle: crate::jobs::LifecycleConfig::default(),
+            access: crate::policy::AccessConfig::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod meta;
 pub mod metrics;
 pub mod net;
+pub mod policy;
 pub mod s3;
 pub mod server;
 pub mod store;

@@ -281,6 +281,10 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         credentials,
         &ctx.cfg.region,
         &ctx.cfg.domains,
+        &crate::s3::AccessOptions {
+            config: ctx.cfg.access.clone(),
+            secure: ctx.cfg.server.tls_cert_file.is_some() && ctx.cfg.server.tls_key_file.is_some(),
+        },
     );
     let admin_auth = AdminAuth::from_config(&ctx.cfg.admin, ctx.cfg.admin_listen)?;
     let tls = match (&ctx.cfg.server.tls_cert_file, &ctx.cfg.server.tls_key_file) {

@@ -114,6 +114,11 @@ pub async fn create_user(
 pub struct Credential {
     pub principal: Principal,
     pub secret: Arc<Zeroizing<String>>,
+    /// The user's and its tenant's names (for policy ARNs).
+    pub user_name: Arc<str>,
+    pub tenant_name: Arc<str>,
+    /// The policies attached to the user, parsed, by name.
+    pub policies: Arc<Vec<(String, Arc<crate::policy::PolicyDocument>)>>,
 }
 
 /// Access key → credential, cached briefly so a revoked user stops working
@@ -207,13 +212,18 @@ impl CredentialCache {
         .map_err(|e| EngineError::Internal(format!("opening the secret of {access_key}: {e}")))?;
         let secret = String::from_utf8(plain.to_vec())
             .map_err(|_| EngineError::Internal(format!("secret of {access_key} is not UTF-8")))?;
+        let policies = attached_policies(self.engine.meta().as_ref(), &user).await?;
         let cred = Credential {
             principal: Principal {
                 access_key: access_key.to_owned(),
                 tenant_id: tenant.id,
                 policy: user.policy,
+                grant: None,
             },
             secret: Arc::new(Zeroizing::new(secret)),
+            user_name: Arc::from(user.name.as_str()),
+            tenant_name: Arc::from(tenant.name.as_str()),
+            policies: Arc::new(policies),
         };
         let mut entries = self.lock();
         let ttl = self.ttl;
@@ -239,6 +249,33 @@ impl CredentialCache {
     fn lock_unknown(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         self.unknown.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The parsed policies attached to a user: built-in ones from the binary,
+/// the tenant's from the store. A stored document that no longer parses
+/// fails the lookup (ignoring it could drop a Deny).
+pub async fn attached_policies(
+    meta: &dyn MetaStore,
+    user: &User,
+) -> EngineResult<Vec<(String, Arc<crate::policy::PolicyDocument>)>> {
+    use crate::policy::{Kind, PolicyDocument, builtin};
+    let mut out = Vec::new();
+    for name in meta.user_policies(&user.access_key).await? {
+        let doc = match builtin(&name) {
+            Some(d) => d.clone(),
+            None => {
+                let Some(p) = meta.get_policy(user.tenant_id, &name).await? else {
+                    // Deleted meanwhile: it grants nothing.
+                    continue;
+                };
+                PolicyDocument::parse(&p.document, Kind::Identity).map_err(|e| {
+                    EngineError::Internal(format!("stored policy {name} does not parse: {e}"))
+                })?
+            }
+        };
+        out.push((name, Arc::new(doc)));
+    }
+    Ok(out)
 }
 
 /// Finds a tenant by name or id.

@@ -415,7 +415,9 @@ async fn every_route_in_the_openapi_document_answers() {
         for (method, op) in item.as_object().unwrap() {
             let concrete = path
                 .replace("{access_key}", "DZNOSUCHKEY")
-                .replace("{name}", "no-such-bucket");
+                .replace("{name}", "no-such-bucket")
+                .replace("{tenant}", "no-such-tenant")
+                .replace("{policy}", "no-such-policy");
             let body = op.get("requestBody").map(|_| json!({}));
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let (status, answer) = call(&g, m.clone(), &concrete, body).await;
@@ -439,7 +441,7 @@ async fn every_route_in_the_openapi_document_answers() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 17, "the routes api.rs serves");
+    assert_eq!(operations, 25, "the routes api.rs serves");
     // A method the document does not list for a path is refused.
     let (s, e) = call(&g, Method::DELETE, "/tenants", None).await;
     assert_eq!((s, error_code(&e)), (405, "MethodNotAllowed"));
@@ -675,4 +677,113 @@ async fn cli_through_the_endpoint_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_through_the_endpoint_postgres() {
     cli_through_the_endpoint(Meta::Postgres).await;
+}
+
+/// Policies over the API: a tenant policy is stored (a malformed one is
+/// refused with where it is wrong), attached to a user, decides `can`, and
+/// cannot be deleted while attached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_routes_store_attach_and_decide() {
+    let g = gateway(Meta::Sqlite).await;
+    let t = g.tenant.name.clone();
+    let (key, _) = g.user("ci", dooz_gateway::meta::Policy::ReadOnly).await;
+    let doc = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Logs", "Effect": "Allow",
+        "Action": "s3:PutObject", "Resource": "arn:aws:s3:::logs/*"}]});
+    let bad = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "s3:PutObject", "Resource": "arn:aws:ec2:::x"}]});
+    let (s, e) = call(
+        &g,
+        Method::PUT,
+        &format!("/tenants/{t}/policies/logs"),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Statement[0].Resource"),
+        "{e}"
+    );
+    let (s, _) = call(
+        &g,
+        Method::PUT,
+        &format!("/tenants/{t}/policies/logs"),
+        Some(doc.clone()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, shown) = call(
+        &g,
+        Method::GET,
+        &format!("/tenants/{t}/policies/logs"),
+        None,
+    )
+    .await;
+    assert_eq!((s, &shown["document"]), (200, &doc));
+    let (_, list) = call(&g, Method::GET, &format!("/tenants/{t}/policies"), None).await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "read-write", "read-only", "logs"]);
+
+    let can = |action: &'static str| {
+        let (g, key) = (&g, key.clone());
+        async move {
+            let (s, a) = call(
+                g,
+                Method::GET,
+                &format!("/users/{key}/can?action={action}&resource=arn:aws:s3:::logs/x"),
+                None,
+            )
+            .await;
+            assert_eq!(s, 200, "{a}");
+            a
+        }
+    };
+    assert_eq!(can("s3:PutObject").await["decision"], "implicit-deny");
+    let (s, _) = call(
+        &g,
+        Method::PUT,
+        &format!("/users/{key}/policies/logs"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, held) = call(&g, Method::GET, &format!("/users/{key}/policies"), None).await;
+    assert_eq!(held, json!(["logs", "read-only"]));
+    let a = can("s3:PutObject").await;
+    assert_eq!(
+        (a["allowed"].as_bool(), a["statement"].as_str()),
+        (Some(true), Some("policy logs Statement[0] (Sid Logs)"))
+    );
+    let (s, e) = call(
+        &g,
+        Method::DELETE,
+        &format!("/tenants/{t}/policies/logs"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, _) = call(
+        &g,
+        Method::DELETE,
+        &format!("/users/{key}/policies/logs"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &g,
+        Method::DELETE,
+        &format!("/tenants/{t}/policies/logs"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(can("s3:PutObject").await["decision"], "implicit-deny");
 }

@@ -4,6 +4,8 @@
 //! fail, never skip, without it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "meta_suite/access.rs"]
+mod access;
 mod common;
 #[path = "meta_suite/tagging.rs"]
 mod tagging;

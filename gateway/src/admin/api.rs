@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::buckets;
 use super::ops::{self, AdminError, AdminResult, GcRunInfo};
+use super::policies;
 use super::remote::OPERATOR_HEADER;
 use crate::audit::cli::{CommandAudit, record_operator};
 use crate::server::Context;
@@ -103,6 +104,11 @@ enum Route {
     Backends,
     GcStatus,
     GcRun,
+    TenantPolicies(String),
+    TenantPolicy(Method, String, String),
+    UserPolicies(String),
+    UserPolicy(Method, String, String),
+    UserCan(String),
 }
 
 /// Decodes %XX in a path segment (clients encode what is not plain ASCII).
@@ -152,6 +158,34 @@ fn route(method: &Method, rest: &str) -> Result<Route, &'static str> {
             _ => Err("DELETE"),
         },
         ["policies"] => one(method, Some(Route::ListPolicies), None, "GET"),
+        ["tenants", t, "policies"] if !t.is_empty() => match decode(t) {
+            Some(t) => one(method, Some(Route::TenantPolicies(t)), None, "GET"),
+            None => Err(""),
+        },
+        ["tenants", t, "policies", n] if !t.is_empty() && !n.is_empty() => {
+            match (method, decode(t), decode(n)) {
+                (&Method::GET | &Method::PUT | &Method::DELETE, Some(t), Some(n)) => {
+                    Ok(Route::TenantPolicy(method.clone(), t, n))
+                }
+                _ => Err("GET, PUT, DELETE"),
+            }
+        }
+        ["users", key, "policies"] if !key.is_empty() => match decode(key) {
+            Some(k) => one(method, Some(Route::UserPolicies(k)), None, "GET"),
+            None => Err(""),
+        },
+        ["users", key, "policies", n] if !key.is_empty() && !n.is_empty() => {
+            match (method, decode(key), decode(n)) {
+                (&Method::PUT | &Method::DELETE, Some(k), Some(n)) => {
+                    Ok(Route::UserPolicy(method.clone(), k, n))
+                }
+                _ => Err("PUT, DELETE"),
+            }
+        }
+        ["users", key, "can"] if !key.is_empty() => match decode(key) {
+            Some(k) => one(method, Some(Route::UserCan(k)), None, "GET"),
+            None => Err(""),
+        },
         ["buckets"] => one(
             method,
             Some(Route::ListBuckets),
@@ -406,6 +440,93 @@ impl Api {
                 audit("admin:policy.list", "-", None, none),
                 ok(&ops::policies()),
             ),
+            Route::TenantPolicies(t) => (
+                audit("admin:policy.list", "-", Some(t.clone()), none),
+                ok_of(policies::list_policies(ctx, &t).await),
+            ),
+            Route::TenantPolicy(m, t, name) if m == Method::GET => (
+                audit("admin:policy.show", name.clone(), Some(t.clone()), none),
+                policies::show_policy(ctx, &t, &name)
+                    .await
+                    .and_then(|text| {
+                        let document = serde_json::from_str(&text)
+                            .map_err(|e| AdminError::Internal(e.to_string()))?;
+                        ok(&policies::PolicyDocumentInfo { name, document })
+                    }),
+            ),
+            Route::TenantPolicy(m, t, name) if m == Method::PUT => {
+                let record = audit("admin:policy.create", name.clone(), Some(t.clone()), none);
+                match read_json::<serde_json::Value>(body).await {
+                    Ok(doc) => {
+                        let text = doc.to_string();
+                        (
+                            record,
+                            match policies::put_policy(ctx, &t, &name, &text).await {
+                                Ok(()) => ok(&policies::PolicyDocumentInfo {
+                                    name,
+                                    document: doc,
+                                }),
+                                Err(e) => Err(e),
+                            },
+                        )
+                    }
+                    Err(e) => (record, Err(e)),
+                }
+            }
+            Route::TenantPolicy(_, t, name) => (
+                audit("admin:policy.delete", name.clone(), Some(t.clone()), none),
+                match policies::delete_policy(ctx, &t, &name).await {
+                    Ok(()) => ok(&serde_json::json!({"deleted": name})),
+                    Err(e) => Err(e),
+                },
+            ),
+            Route::UserPolicies(key) => (
+                audit("admin:user.policy.list", key.clone(), None, none),
+                ok_of(policies::user_policies(ctx, &key).await),
+            ),
+            Route::UserPolicy(m, key, name) if m == Method::PUT => (
+                audit(
+                    "admin:user.policy.attach",
+                    key.clone(),
+                    None,
+                    serde_json::json!({"policy": name}),
+                ),
+                match policies::attach(ctx, &key, &name).await {
+                    Ok(()) => ok(&serde_json::json!({"attached": name})),
+                    Err(e) => Err(e),
+                },
+            ),
+            Route::UserPolicy(_, key, name) => (
+                audit(
+                    "admin:user.policy.detach",
+                    key.clone(),
+                    None,
+                    serde_json::json!({"policy": name}),
+                ),
+                match policies::detach(ctx, &key, &name).await {
+                    Ok(()) => ok(&serde_json::json!({"detached": name})),
+                    Err(e) => Err(e),
+                },
+            ),
+            Route::UserCan(key) => {
+                let action = q.get("action").unwrap_or_default().to_owned();
+                let resource = q.get("resource").unwrap_or_default().to_owned();
+                (
+                    audit(
+                        "admin:user.can",
+                        key.clone(),
+                        None,
+                        serde_json::json!({"action": action, "resource": resource}),
+                    ),
+                    if action.is_empty() || resource.is_empty() {
+                        Err(AdminError::Invalid(
+                            "action and resource are required query parameters".into(),
+                        ))
+                    } else {
+                        ok_of(policies::can(ctx, &key, &action, &resource, &[]).await)
+                    },
+                )
+            }
             Route::ListBuckets => (
                 audit("admin:bucket.list", "-", tenant.clone(), none),
                 ok_of(ops::list_buckets(ctx, tenant.as_deref()).await),

@@ -23,6 +23,9 @@ pub enum AdminCommand {
     /// Buckets.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// Named access policies of a tenant (IAM JSON), attachable to users.
+    #[command(subcommand)]
+    Policy(super::policies::PolicyCommand),
     /// Logical vs stored bytes: objects, unique chunks (plaintext and as
     /// stored), packs; the dedup and compression ratios follow from them.
     /// Then per tenant: live bytes (frames of live chunks), dead bytes (the
@@ -195,6 +198,25 @@ pub enum UserCommand {
     Delete { access_key: String },
     /// The policies a user can hold (fixed roles).
     Policies {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The policies attached to a user: attach, detach, list.
+    #[command(subcommand)]
+    Policy(super::policies::UserPolicyCommand),
+    /// Whether a key may do an action on a resource, and the statement that
+    /// decides (exit status 1 when denied). E.g. `dooz admin user can KEY
+    /// s3:GetObject arn:aws:s3:::bucket/key`.
+    Can {
+        access_key: String,
+        /// An S3 action, e.g. s3:PutObject.
+        action: String,
+        /// arn:aws:s3:::bucket or arn:aws:s3:::bucket/key (or `*`).
+        resource: String,
+        /// Extra condition keys, e.g. --context aws:SourceIp=10.0.0.7
+        /// (repeatable).
+        #[arg(long = "context", value_parser = super::policies::parse_context_pair)]
+        context: Vec<(String, String)>,
         #[arg(long)]
         json: bool,
     },

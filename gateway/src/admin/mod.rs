@@ -12,4 +12,5 @@ pub mod http;
 pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
+pub mod policies;
 pub mod remote;

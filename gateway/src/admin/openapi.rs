@@ -136,6 +136,18 @@ fn schemas() -> Value {
             "versions_deleted": {"type": "integer", "minimum": 0},
             "uploads_aborted": {"type": "integer", "minimum": 0}}},
         "Deleted": {"type": "object", "required": ["deleted"], "properties": {"deleted": s("string")}},
+        "NamedPolicy": {"type": "object", "required": ["name", "builtin", "document"], "properties": {
+            "name": s("string"), "builtin": s("boolean"),
+            "document": {"type": "string", "description": "the IAM JSON document as text"}}},
+        "PolicyDocument": {"type": "object", "description": "an IAM JSON policy document (Version 2012-10-17, no Principal)"},
+        "PolicyShown": {"type": "object", "required": ["name", "document"], "properties": {
+            "name": s("string"), "document": {"type": "object"}}},
+        "Attachment": {"type": "object", "properties": {"attached": s("string"), "detached": s("string")}},
+        "CanAnswer": {"type": "object", "required": ["access_key", "principal", "action", "resource", "allowed", "decision"], "properties": {
+            "access_key": s("string"), "principal": s("string"), "action": s("string"), "resource": s("string"),
+            "allowed": s("boolean"),
+            "decision": {"type": "string", "enum": ["allow", "explicit-deny", "implicit-deny"]},
+            "statement": {"type": ["string", "null"], "description": "the deciding statement"}}},
         "Usage": {"type": "object", "properties": usage_props},
         "TenantUsage": {"type": "object", "properties": tenant_usage},
         "Backend": {"type": "object", "required": ["name", "kind", "default", "up"], "properties": {
@@ -240,6 +252,43 @@ pub fn document() -> Value {
             "/policies": {
                 "get": op("listPolicies", "The policies a user can hold (fixed roles)", no_params.clone(),
                     responses(("200", "policies", list("Policy")), &[])),
+            },
+            "/tenants/{tenant}/policies": {
+                "get": op("listTenantPolicies", "A tenant's named policies, and the built-in ones",
+                    json!([path_param("tenant", "tenant name or id")]),
+                    responses(("200", "policies", list("NamedPolicy")), &[("404", "no such tenant")])),
+            },
+            "/tenants/{tenant}/policies/{policy}": {
+                "get": op("getTenantPolicy", "A policy's document",
+                    json!([path_param("tenant", "tenant name or id"), path_param("policy", "policy name")]),
+                    responses(("200", "the policy", schema("PolicyShown")), &[("404", "no such tenant or policy")])),
+                "put": {"operationId": "putTenantPolicy", "summary": "Create or replace a tenant's named policy (checked first: 400 says where it is malformed)",
+                    "parameters": [path_param("tenant", "tenant name or id"), path_param("policy", "policy name")],
+                    "requestBody": body("PolicyDocument"),
+                    "responses": responses(("200", "stored", schema("PolicyShown")), &[("400", "malformed policy or bad name"), ("404", "no such tenant")])},
+                "delete": op("deleteTenantPolicy", "Delete a tenant's policy (409-free: refused with 400 while attached)",
+                    json!([path_param("tenant", "tenant name or id"), path_param("policy", "policy name")]),
+                    responses(("200", "deleted", schema("Deleted")), &[("400", "built-in, or still attached"), ("404", "no such tenant or policy")])),
+            },
+            "/users/{access_key}/policies": {
+                "get": op("listUserPolicies", "The policies attached to a user",
+                    json!([path_param("access_key", "the access key")]),
+                    responses(("200", "policy names", json!({"type": "array", "items": {"type": "string"}})), &[("404", "no such user")])),
+            },
+            "/users/{access_key}/policies/{policy}": {
+                "put": op("attachUserPolicy", "Attach a built-in or tenant policy to a user",
+                    json!([path_param("access_key", "the access key"), path_param("policy", "policy name")]),
+                    responses(("200", "attached", schema("Attachment")), &[("404", "no such user or policy")])),
+                "delete": op("detachUserPolicy", "Detach a policy from a user",
+                    json!([path_param("access_key", "the access key"), path_param("policy", "policy name")]),
+                    responses(("200", "detached", schema("Attachment")), &[("404", "no such user, or not attached")])),
+            },
+            "/users/{access_key}/can": {
+                "get": op("userCan", "Whether a key may do an action on a resource, and the deciding statement",
+                    json!([path_param("access_key", "the access key"),
+                           {"name": "action", "in": "query", "required": true, "description": "e.g. s3:GetObject", "schema": {"type": "string"}},
+                           {"name": "resource", "in": "query", "required": true, "description": "arn:aws:s3:::bucket/key", "schema": {"type": "string"}}]),
+                    responses(("200", "the decision", schema("CanAnswer")), &[("400", "action or resource missing"), ("404", "no such user")])),
             },
             "/buckets": {
                 "get": op("listBuckets", "List buckets", json!([tenant_param()]),

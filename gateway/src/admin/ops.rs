@@ -90,7 +90,7 @@ impl From<EngineError> for AdminError {
 pub type AdminResult<T> = Result<T, AdminError>;
 
 /// A tenant by name or id; an unknown one is NotFound.
-async fn tenant(ctx: &Context, name_or_id: &str) -> AdminResult<Tenant> {
+pub(crate) async fn tenant(ctx: &Context, name_or_id: &str) -> AdminResult<Tenant> {
     match tenancy::find_tenant(ctx.meta.as_ref(), name_or_id).await {
         Ok(t) => Ok(t),
         Err(EngineError::InvalidArgument(m)) => Err(AdminError::NotFound(m)),

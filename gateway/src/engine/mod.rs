@@ -1,6 +1,7 @@
 //! Object semantics: buckets, put/get/list/delete. Knows nothing about HTTP;
 //! takes a [`MetaStore`], the pack [`Backends`] and the [`KeyVault`].
 
+mod access;
 mod buckets;
 mod checksum;
 mod copy;
@@ -57,6 +58,17 @@ pub struct Principal {
     pub access_key: String,
     pub tenant_id: TenantId,
     pub policy: Policy,
+    /// Set by the S3 front door when the policy evaluator allowed this
+    /// request (`s3/access.rs`): the role check below then passes, and
+    /// governance bypass is what the evaluator said about
+    /// s3:BypassGovernanceRetention. None outside the S3 path.
+    pub grant: Option<Grant>,
+}
+
+/// The policy evaluator's answer for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub bypass_governance: bool,
 }
 
 /// What a request wants to do, for the policy check.
@@ -72,6 +84,9 @@ pub enum Action {
 
 impl Principal {
     pub fn allows(&self, action: Action) -> bool {
+        if let Some(g) = self.grant {
+            return action != Action::BypassGovernanceRetention || g.bypass_governance;
+        }
         matches!(
             (self.policy, action),
             (Policy::Admin, _)

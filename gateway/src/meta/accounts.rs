@@ -150,7 +150,7 @@ fn all<T>(rows: &[Row], f: fn(&Row) -> MetaResult<T>) -> MetaResult<Vec<T>> {
     rows.iter().map(f).collect()
 }
 
-async fn require_tenant(tx: &mut dyn Tx, id: TenantId) -> MetaResult<()> {
+pub(crate) async fn require_tenant(tx: &mut dyn Tx, id: TenantId) -> MetaResult<()> {
     match tx.query_opt(TENANT_EXISTS, &params![id]).await? {
         Some(_) => Ok(()),
         None => Err(MetaError::NotFound {
@@ -259,7 +259,7 @@ pub(crate) async fn create_user(tx: &mut dyn Tx, u: &User) -> MetaResult<()> {
             name: u.access_key.clone(),
         });
     }
-    Ok(())
+    super::access::attach_role(tx, &u.access_key, u.policy.as_str()).await
 }
 
 pub(crate) async fn get_user(tx: &mut dyn Tx, access_key: &str) -> MetaResult<Option<User>> {
@@ -276,6 +276,7 @@ pub(crate) async fn list_users(tx: &mut dyn Tx, tenant: Option<TenantId>) -> Met
 }
 
 pub(crate) async fn delete_user(tx: &mut dyn Tx, access_key: &str) -> MetaResult<bool> {
+    super::access::detach_all(tx, access_key).await?;
     Ok(tx.execute(DELETE_USER, &params![access_key]).await? > 0)
 }
 

@@ -45,6 +45,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0006_lifecycle",
         sql: include_str!("../../migrations/sqlite/0006_lifecycle.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_policies",
+        sql: include_str!("../../migrations/sqlite/0007_policies.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -77,6 +82,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "0006_lifecycle",
         sql: include_str!("../../migrations/pg/0006_lifecycle.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_policies",
+        sql: include_str!("../../migrations/pg/0007_policies.sql"),
     },
 ];
 

@@ -4,6 +4,7 @@
 //! both passing one shared test suite. Every write that makes data visible is a
 //! single transaction: that commit is the linearization point of the request.
 
+mod access;
 pub mod audit;
 pub mod conninfo;
 pub mod lock;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use access::{BucketAccess, PublicAccessBlock, StoredPolicy};
 pub use audit::{AuditAnchor, AuditFilter, AuditRecord, AuditRow, AuditStore, ChainKey};
 pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
 pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
@@ -330,6 +332,33 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
     async fn bucket_tags(&self, bucket: &str) -> MetaResult<Option<Tags>>;
     /// Replaces a bucket's tag set; None removes it. NoSuchBucket.
     async fn set_bucket_tags(&self, bucket: &str, tags: Option<&Tags>) -> MetaResult<()>;
+
+    // --- access policies ---
+    /// Creates or replaces a tenant's named policy (document already
+    /// checked); InvalidRequest for a built-in name, NotFound for a tenant.
+    async fn put_policy(&self, policy: &StoredPolicy) -> MetaResult<()>;
+    async fn get_policy(&self, tenant: TenantId, name: &str) -> MetaResult<Option<StoredPolicy>>;
+    async fn list_policies(&self, tenant: TenantId) -> MetaResult<Vec<StoredPolicy>>;
+    /// False when there was none; InvalidRequest while a user holds it.
+    async fn delete_policy(&self, tenant: TenantId, name: &str) -> MetaResult<bool>;
+    /// Attaches a built-in or tenant policy to a user (idempotent);
+    /// NotFound for an unknown user or policy.
+    async fn attach_user_policy(&self, access_key: &str, policy: &str) -> MetaResult<()>;
+    /// False when it was not attached; NotFound for an unknown user.
+    async fn detach_user_policy(&self, access_key: &str, policy: &str) -> MetaResult<bool>;
+    /// The names of the policies attached to a user, sorted.
+    async fn user_policies(&self, access_key: &str) -> MetaResult<Vec<String>>;
+    /// A bucket's policy text and Block Public Access flags; NoSuchBucket.
+    async fn bucket_access(&self, bucket: &str) -> MetaResult<BucketAccess>;
+    /// Replaces (Some) or removes (None) the bucket policy; NoSuchBucket.
+    async fn set_bucket_policy(&self, bucket: &str, policy: Option<&str>) -> MetaResult<()>;
+    /// Replaces (Some) or removes (None) the bucket's Block Public Access
+    /// flags; NoSuchBucket.
+    async fn set_public_access_block(
+        &self,
+        bucket: &str,
+        pab: Option<&PublicAccessBlock>,
+    ) -> MetaResult<()>;
 
     // --- lifecycle ---
     /// A bucket's lifecycle configuration (JSON), None without one; NoSuchBucket.

@@ -14,8 +14,9 @@ use super::manifest::ManifestHead;
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
 use super::{
-    LifecycleState, LifecycleVersion, MetaResult, MetaStore, Tags, accounts, check, lifecycle,
-    multipart, objects, refs, tagging, versions,
+    BucketAccess, LifecycleState, LifecycleVersion, MetaResult, MetaStore, PublicAccessBlock,
+    StoredPolicy, Tags, access, accounts, check, lifecycle, multipart, objects, refs, tagging,
+    versions,
 };
 
 /// The metadata store over one database; see `SqliteStore` and `PgStore`.
@@ -499,6 +500,115 @@ impl<D: Driver> MetaStore for SqlStore<D> {
             "set_bucket_tags",
             tx_job!(tx, [bucket, tags] =>
                 tagging::set_bucket_tags(tx, &bucket, tags.as_ref().as_ref()).await),
+        )
+        .await
+    }
+
+    async fn put_policy(&self, policy: &StoredPolicy) -> MetaResult<()> {
+        let policy = Arc::new(policy.clone());
+        write(
+            &self.db,
+            "put_policy",
+            tx_job!(tx, [policy] => access::put_policy(tx, &policy).await),
+        )
+        .await
+    }
+
+    async fn get_policy(&self, tenant: TenantId, name: &str) -> MetaResult<Option<StoredPolicy>> {
+        let name = name.to_owned();
+        read(
+            &self.db,
+            "get_policy",
+            tx_job!(tx, [name] => access::get_policy(tx, tenant, &name).await),
+        )
+        .await
+    }
+
+    async fn list_policies(&self, tenant: TenantId) -> MetaResult<Vec<StoredPolicy>> {
+        read(
+            &self.db,
+            "list_policies",
+            tx_job!(tx, [] => access::list_policies(tx, tenant).await),
+        )
+        .await
+    }
+
+    async fn delete_policy(&self, tenant: TenantId, name: &str) -> MetaResult<bool> {
+        let name = name.to_owned();
+        write(
+            &self.db,
+            "delete_policy",
+            tx_job!(tx, [name] => access::delete_policy(tx, tenant, &name).await),
+        )
+        .await
+    }
+
+    async fn attach_user_policy(&self, access_key: &str, policy: &str) -> MetaResult<()> {
+        let (access_key, policy) = (access_key.to_owned(), policy.to_owned());
+        write(
+            &self.db,
+            "attach_user_policy",
+            tx_job!(tx, [access_key, policy] =>
+                access::attach_user_policy(tx, &access_key, &policy).await),
+        )
+        .await
+    }
+
+    async fn detach_user_policy(&self, access_key: &str, policy: &str) -> MetaResult<bool> {
+        let (access_key, policy) = (access_key.to_owned(), policy.to_owned());
+        write(
+            &self.db,
+            "detach_user_policy",
+            tx_job!(tx, [access_key, policy] =>
+                access::detach_user_policy(tx, &access_key, &policy).await),
+        )
+        .await
+    }
+
+    async fn user_policies(&self, access_key: &str) -> MetaResult<Vec<String>> {
+        let access_key = access_key.to_owned();
+        read(
+            &self.db,
+            "user_policies",
+            tx_job!(tx, [access_key] => access::user_policies(tx, &access_key).await),
+        )
+        .await
+    }
+
+    async fn bucket_access(&self, bucket: &str) -> MetaResult<BucketAccess> {
+        let bucket = bucket.to_owned();
+        read(
+            &self.db,
+            "bucket_access",
+            tx_job!(tx, [bucket] => access::bucket_access(tx, &bucket).await),
+        )
+        .await
+    }
+
+    async fn set_bucket_policy(&self, bucket: &str, policy: Option<&str>) -> MetaResult<()> {
+        let bucket = bucket.to_owned();
+        let policy = Arc::new(policy.map(str::to_owned));
+        write(
+            &self.db,
+            "set_bucket_policy",
+            tx_job!(tx, [bucket, policy] =>
+                access::set_bucket_policy(tx, &bucket, policy.as_deref()).await),
+        )
+        .await
+    }
+
+    async fn set_public_access_block(
+        &self,
+        bucket: &str,
+        pab: Option<&PublicAccessBlock>,
+    ) -> MetaResult<()> {
+        let bucket = bucket.to_owned();
+        let pab = pab.copied();
+        write(
+            &self.db,
+            "set_public_access_block",
+            tx_job!(tx, [bucket] =>
+                access::set_public_access_block(tx, &bucket, pab.as_ref()).await),
         )
         .await
     }

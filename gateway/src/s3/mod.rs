@@ -2,6 +2,7 @@
 //! credential lookup behind SigV4, virtual-host parsing, and the HTTP layer
 //! around it all (`front`). Each S3 concern lives in its own file.
 
+pub mod access;
 mod buckets;
 mod convert;
 mod copy;
@@ -12,6 +13,7 @@ mod list;
 mod multipart;
 mod object_lock;
 mod objects;
+mod policy;
 mod tagging;
 mod versioning;
 
@@ -33,11 +35,20 @@ pub struct DoozS3 {
     engine: Engine,
     credentials: Arc<CredentialCache>,
     region: String,
+    /// Bucket owners and policies, for the access check (`access.rs`).
+    buckets: Arc<access::BucketAccessCache>,
 }
 
 impl DoozS3 {
     /// The caller, from the access key s3s already verified the signature of.
     async fn principal<T>(&self, req: &S3Request<T>) -> S3Result<Principal> {
+        // The access check (access.rs) resolved the caller and decided.
+        if let Some(checked) = req.extensions.get::<access::Checked>() {
+            if let Some(slot) = req.extensions.get::<crate::audit::AuditSlot>() {
+                slot.set(&checked.principal);
+            }
+            return Ok(checked.principal.clone());
+        }
         let creds = req
             .credentials
             .as_ref()
@@ -133,21 +144,42 @@ fn s3s_limits() -> S3Config {
     c
 }
 
+/// How requests are authorized: the `[access]` defaults and whether the
+/// S3 listener serves TLS (aws:SecureTransport).
+#[derive(Clone, Debug, Default)]
+pub struct AccessOptions {
+    pub config: crate::policy::AccessConfig,
+    pub secure: bool,
+}
+
 /// The s3s service for an engine.
 pub fn service(
     engine: Engine,
     credentials: Arc<CredentialCache>,
     region: &str,
     domains: &[String],
+    access: &AccessOptions,
 ) -> S3Service {
+    let buckets = Arc::new(access::BucketAccessCache::new(
+        engine.clone(),
+        &access.config,
+    ));
     let s3 = DoozS3 {
         engine,
         credentials: credentials.clone(),
         region: region.to_owned(),
+        buckets: buckets.clone(),
     };
     let mut b = S3ServiceBuilder::new(s3);
     b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_limits()))));
-    b.set_auth(Auth { credentials });
+    b.set_auth(Auth {
+        credentials: credentials.clone(),
+    });
+    b.set_access(access::Access {
+        credentials,
+        buckets,
+        secure: access.secure,
+    });
     b.set_host(Hosts {
         domains: domains.to_vec(),
     });
@@ -377,6 +409,48 @@ impl S3 for DoozS3 {
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
         lifecycle::get_bucket_lifecycle_configuration(self, req).await
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        policy::put_bucket_policy(self, req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        policy::get_bucket_policy(self, req).await
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        policy::delete_bucket_policy(self, req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        policy::get_bucket_policy_status(self, req).await
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        policy::put_public_access_block(self, req).await
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        policy::get_public_access_block(self, req).await
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        policy::delete_public_access_block(self, req).await
     }
     async fn delete_bucket_lifecycle(
         &self,
