@@ -32,6 +32,8 @@ CLIENTS = {
     "test_versioning": "versioning (boto3, aws cli, rclone, dooz)",
     "test_tagging": "tagging (boto3)",
     "test_lifecycle": "lifecycle (boto3, dooz lifecycle, dooz gc)",
+    "test_surface": "S3 surface (boto3, raw HTTP)",
+    "test_browser": "browser (headless Chromium)",
 }
 SUITE_DIR = Path(__file__).resolve().parent
 README = SUITE_DIR.parent / "README.md"

@@ -317,7 +317,8 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
             domains: ctx.cfg.domains.clone(),
         },
     )
-    .with_audit(audit.clone());
+    .with_audit(audit.clone())
+    .with_cors(ctx.engine.clone());
     let admin = AdminService::new(ctx.clone(), admin_auth);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut tasks = vec![

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "meta_suite/bucket_config.rs"]
+mod bucket_config;
 #[path = "meta_suite/tagging.rs"]
 mod tagging;
 #[path = "meta_suite/versions.rs"]

@@ -4,7 +4,9 @@
 mod buckets;
 mod checksum;
 mod copy;
+mod cors;
 mod discard;
+mod encryption;
 mod error;
 mod get;
 mod keys;
@@ -31,7 +33,9 @@ use crate::meta::{MetaStore, Policy, TenantId};
 use crate::store::Backends;
 
 pub use checksum::{ChecksumAlgorithm, Checksums, ExpectedChecksums};
+pub use cors::{BucketCors, CORS_METHODS, CorsAnswer, CorsRule, MAX_CORS_RULES};
 pub use copy::{CopyOutcome, CopySource, MetadataDirective, slice_manifest};
+pub use encryption::BucketEncryption;
 pub use error::{EngineError, EngineResult};
 pub use get::{ByteRange, GetOutcome, GetRequest, ObjectBody, ReadConditions, part_span};
 pub use lifecycle::{

@@ -45,6 +45,13 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0006_lifecycle",
         sql: include_str!("../../migrations/sqlite/0006_lifecycle.sql"),
     },
+    // The file is numbered 0008 (0007 is the access-control branch's); the
+    // version becomes 8 when both are merged.
+    Migration {
+        version: 7,
+        name: "0007_bucket_config",
+        sql: include_str!("../../migrations/sqlite/0008_bucket_config.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -77,6 +84,13 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "0006_lifecycle",
         sql: include_str!("../../migrations/pg/0006_lifecycle.sql"),
+    },
+    // The file is numbered 0008 (0007 is the access-control branch's); the
+    // version becomes 8 when both are merged.
+    Migration {
+        version: 7,
+        name: "0007_bucket_config",
+        sql: include_str!("../../migrations/pg/0008_bucket_config.sql"),
     },
 ];
 

@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod sqlite;
 
 mod accounts;
+mod bucket_config;
 mod check;
 mod codec;
 mod gc;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use audit::{AuditAnchor, AuditFilter, AuditRecord, AuditRow, AuditStore, ChainKey};
+pub use bucket_config::ConfigKind;
 pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
 pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
 pub use lifecycle::{LifecycleState, LifecycleVersion};
@@ -330,6 +332,18 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
     async fn bucket_tags(&self, bucket: &str) -> MetaResult<Option<Tags>>;
     /// Replaces a bucket's tag set; None removes it. NoSuchBucket.
     async fn set_bucket_tags(&self, bucket: &str, tags: Option<&Tags>) -> MetaResult<()>;
+
+    // --- bucket configurations (CORS, default encryption) ---
+    /// A bucket's configuration of one kind (JSON), None without one;
+    /// NoSuchBucket.
+    async fn bucket_config(&self, bucket: &str, kind: ConfigKind) -> MetaResult<Option<String>>;
+    /// Replaces (Some) or removes (None) it; NoSuchBucket.
+    async fn set_bucket_config(
+        &self,
+        bucket: &str,
+        kind: ConfigKind,
+        body: Option<&str>,
+    ) -> MetaResult<()>;
 
     // --- lifecycle ---
     /// A bucket's lifecycle configuration (JSON), None without one; NoSuchBucket.

@@ -14,7 +14,8 @@ use super::manifest::ManifestHead;
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
 use super::{
-    LifecycleState, LifecycleVersion, MetaResult, MetaStore, Tags, accounts, check, lifecycle,
+    ConfigKind, LifecycleState, LifecycleVersion, MetaResult, MetaStore, Tags, accounts,
+    bucket_config, check, lifecycle,
     multipart, objects, refs, tagging, versions,
 };
 
@@ -499,6 +500,33 @@ impl<D: Driver> MetaStore for SqlStore<D> {
             "set_bucket_tags",
             tx_job!(tx, [bucket, tags] =>
                 tagging::set_bucket_tags(tx, &bucket, tags.as_ref().as_ref()).await),
+        )
+        .await
+    }
+
+    async fn bucket_config(&self, bucket: &str, kind: ConfigKind) -> MetaResult<Option<String>> {
+        let bucket = bucket.to_owned();
+        read(
+            &self.db,
+            "bucket_config",
+            tx_job!(tx, [bucket, kind] => bucket_config::get(tx, &bucket, kind).await),
+        )
+        .await
+    }
+
+    async fn set_bucket_config(
+        &self,
+        bucket: &str,
+        kind: ConfigKind,
+        body: Option<&str>,
+    ) -> MetaResult<()> {
+        let bucket = bucket.to_owned();
+        let body = body.map(str::to_owned);
+        write(
+            &self.db,
+            "set_bucket_config",
+            tx_job!(tx, [bucket, kind, body] =>
+                bucket_config::set(tx, &bucket, kind, body.as_deref()).await),
         )
         .await
     }

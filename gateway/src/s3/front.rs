@@ -48,6 +48,8 @@ pub struct Front {
     s3: S3Service,
     cfg: Arc<FrontConfig>,
     audit: Option<AuditLog>,
+    /// Where bucket CORS rules are read (preflights, actual responses).
+    cors: Option<crate::engine::Engine>,
 }
 
 impl Front {
@@ -56,7 +58,14 @@ impl Front {
             s3,
             cfg: Arc::new(cfg),
             audit: None,
+            cors: None,
         }
+    }
+
+    /// Answers CORS preflights and adds CORS headers from bucket rules.
+    pub fn with_cors(mut self, engine: crate::engine::Engine) -> Self {
+        self.cors = Some(engine);
+        self
     }
 
     /// Records every request that can change something in the audit log.
@@ -319,9 +328,17 @@ fn operation<B>(req: &Request<B>, t: &Target) -> &'static str {
         (Method::GET, true, false) if has("lifecycle") => "GetBucketLifecycleConfiguration",
         (Method::PUT, true, false) if has("lifecycle") => "PutBucketLifecycleConfiguration",
         (Method::DELETE, true, false) if has("lifecycle") => "DeleteBucketLifecycle",
+        (Method::GET, true, false) if has("cors") => "GetBucketCors",
+        (Method::PUT, true, false) if has("cors") => "PutBucketCors",
+        (Method::DELETE, true, false) if has("cors") => "DeleteBucketCors",
+        (Method::OPTIONS, true, _) => "PreflightRequest",
         (Method::GET, true, false) if t.values("list-type").any(|v| v == "2") => "ListObjectsV2",
         (Method::GET, true, false) => "ListObjects",
         (Method::GET, true, true) if has("uploadId") => "ListParts",
+        (Method::GET, true, true) if has("attributes") => "GetObjectAttributes",
+        (Method::GET, true, false) if has("encryption") => "GetBucketEncryption",
+        (Method::PUT, true, false) if has("encryption") => "PutBucketEncryption",
+        (Method::DELETE, true, false) if has("encryption") => "DeleteBucketEncryption",
         (Method::GET, true, true) => "GetObject",
         (Method::HEAD, true, false) => "HeadBucket",
         (Method::HEAD, true, true) => "HeadObject",
@@ -426,10 +443,14 @@ impl hyper::service::Service<Request<Incoming>> for Front {
         let s3 = self.s3.clone();
         let cfg = self.cfg.clone();
         let audit = self.audit.clone().filter(|a| a.s3_mode() != S3Mode::Off);
+        let cors = self.cors.clone();
         Box::pin(async move {
             let started = Instant::now();
             let id = request_id();
             let method = req.method().clone();
+            let origin = header_values(req.headers(), "origin")
+                .next()
+                .map(str::to_owned);
             let bytes_in = content_length(req.headers());
             let body_sent = has_body(req.headers());
             let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
@@ -448,14 +469,24 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                     if audit.is_some() {
                         audited = S3Call::begin(&mut req, op, who.clone(), bytes_in, peer, &t);
                     }
-                    let res = match precheck(&req, &t) {
-                        Some((status, code, msg)) => error_response(status, code, &msg, &id),
-                        None => serve(&s3, &cfg, req, &t, &id).await,
+                    let res = match (&cors, precheck(&req, &t)) {
+                        // A preflight carries no signature and is answered
+                        // from the bucket's CORS rules alone.
+                        (Some(engine), _) if method == Method::OPTIONS => {
+                            super::cors::preflight(engine, &t.bucket, req.headers(), &id).await
+                        }
+                        (_, Some((status, code, msg))) => error_response(status, code, &msg, &id),
+                        (_, None) => serve(&s3, &cfg, req, &t, &id).await,
                     };
                     (op, t.bucket, who, res)
                 }
             };
             METRICS.s3_in_flight.dec();
+            if let (Some(engine), Some(origin)) = (&cors, &origin)
+                && method != Method::OPTIONS
+            {
+                super::cors::decorate(engine, &bucket, origin, &method, &mut res).await;
+            }
             // An error may be answered before the request body was read;
             // hyper then cannot reuse the connection, so say so rather than
             // let the client's next request on it fail.
