@@ -50,6 +50,8 @@ pub struct Front {
     audit: Option<AuditLog>,
     /// Where bucket CORS rules are read (preflights, actual responses).
     cors: Option<crate::engine::Engine>,
+    /// Serves browser form uploads (POST Object); without it they are refused.
+    post: Option<Arc<super::PostObject>>,
 }
 
 impl Front {
@@ -59,7 +61,14 @@ impl Front {
             cfg: Arc::new(cfg),
             audit: None,
             cors: None,
+            post: None,
         }
+    }
+
+    /// Serves POST Object (browser form uploads) instead of refusing them.
+    pub fn with_post_object(mut self, post: super::PostObject) -> Self {
+        self.post = Some(Arc::new(post));
+        self
     }
 
     /// Answers CORS preflights and adds CORS headers from bucket rules.
@@ -190,6 +199,13 @@ fn streams_body<B>(req: &Request<B>, t: &Target) -> bool {
             matches!(k.as_str(), "partNumber" | "uploadId" | "x-id")
                 || k.to_ascii_lowercase().starts_with("x-amz-")
         })
+}
+
+/// A browser form upload (POST Object): a multipart POST.
+fn is_form_post<B>(req: &Request<B>) -> bool {
+    req.method() == Method::POST
+        && header_values(req.headers(), "content-type")
+            .any(|c| c.to_ascii_lowercase().contains("multipart/"))
 }
 
 /// Why a request is refused before it reaches s3s, if it is.
@@ -348,6 +364,7 @@ fn operation<B>(req: &Request<B>, t: &Target) -> &'static str {
         (Method::PUT, true, true) if copy => "CopyObject",
         (Method::PUT, true, true) => "PutObject",
         (Method::POST, true, false) if has("delete") => "DeleteObjects",
+        (Method::POST, true, false) if is_form_post(req) => "PostObject",
         (Method::POST, true, true) if has("uploads") => "CreateMultipartUpload",
         (Method::POST, true, true) if has("uploadId") => "CompleteMultipartUpload",
         (Method::DELETE, true, false) => "DeleteBucket",
@@ -444,6 +461,7 @@ impl hyper::service::Service<Request<Incoming>> for Front {
         let cfg = self.cfg.clone();
         let audit = self.audit.clone().filter(|a| a.s3_mode() != S3Mode::Off);
         let cors = self.cors.clone();
+        let post = self.post.clone();
         Box::pin(async move {
             let started = Instant::now();
             let id = request_id();
@@ -469,14 +487,22 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                     if audit.is_some() {
                         audited = S3Call::begin(&mut req, op, who.clone(), bytes_in, peer, &t);
                     }
-                    let res = match (&cors, precheck(&req, &t)) {
+                    let form = post.as_ref().filter(|_| is_form_post(&req));
+                    let res = match (&cors, form, precheck(&req, &t)) {
                         // A preflight carries no signature and is answered
                         // from the bucket's CORS rules alone.
-                        (Some(engine), _) if method == Method::OPTIONS => {
+                        (Some(engine), _, _) if method == Method::OPTIONS => {
                             super::cors::preflight(engine, &t.bucket, req.headers(), &id).await
                         }
-                        (_, Some((status, code, msg))) => error_response(status, code, &msg, &id),
-                        (_, None) => serve(&s3, &cfg, req, &t, &id).await,
+                        // POST Object: precheck refuses forms only for
+                        // want of this handler.
+                        (_, Some(p), None | Some((StatusCode::NOT_IMPLEMENTED, _, _))) => {
+                            p.serve(req, &t, &cfg, &id).await
+                        }
+                        (_, _, Some((status, code, msg))) => {
+                            error_response(status, code, &msg, &id)
+                        }
+                        (_, _, None) => serve(&s3, &cfg, req, &t, &id).await,
                     };
                     (op, t.bucket, who, res)
                 }

@@ -15,6 +15,8 @@ mod list;
 mod multipart;
 mod object_lock;
 mod objects;
+mod post_form;
+mod post_object;
 mod tagging;
 mod versioning;
 
@@ -31,6 +33,7 @@ use crate::engine::{Engine, Principal};
 use crate::tenancy::CredentialCache;
 
 pub use errors::to_s3;
+pub use post_object::PostObject;
 
 pub struct DoozS3 {
     engine: Engine,
