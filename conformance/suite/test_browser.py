@@ -1,8 +1,9 @@
 """A real browser against Dooz: headless Chromium (Debian's chromium and
 chromedriver, driven by Selenium) loads a page served from another origin (a
 python http.server on its own 127.0.0.1 port), uploads with fetch PUT to a
-presigned URL (a preflighted request: its Content-Type is not CORS-safelisted)
-and reads the object back with a presigned GET, both allowed by the bucket's
+presigned URL (a preflighted request: its Content-Type is not CORS-safelisted),
+posts a signed POST Object form (FormData) and reads both objects back with
+presigned GETs, all allowed by the bucket's
 CORS rules; the same page's fetch to a bucket without CORS rules is blocked by
 the browser. Nothing here skips: without Chromium the test fails."""
 
@@ -36,6 +37,15 @@ async function run() {
     const get = await fetch(cfg.get);
     out.get_status = get.status;
     out.get_body = await get.text();
+    // An HTML-form style upload: the signed POST policy's fields, then the file.
+    const fd = new FormData();
+    for (const [k, v] of Object.entries(cfg.post.fields)) fd.append(k, v);
+    fd.append("file", new Blob([cfg.body], {type: "text/plain"}), "form.txt");
+    const posted = await fetch(cfg.post.url, {method: "POST", body: fd});
+    out.post_status = posted.status;
+    out.post_text = await posted.text();
+    const back = await fetch(cfg.get_posted);
+    out.get_posted_body = await back.text();
   } catch (e) {
     out.error = String(e);
   }
@@ -99,7 +109,7 @@ def serve_page(tmp_path: Path, html: str) -> tuple[Process, str]:
 
 
 def test_browser_presigned_put_and_get_across_origins(deployment, s3, new_bucket, evidence, tmp_path):
-    """browser: fetch PUT and GET to presigned URLs from another origin (CORS preflight, exposed headers); a bucket without CORS is blocked"""
+    """browser: fetch PUT and GET to presigned URLs and a POST Object form from another origin (CORS preflight, exposed headers); a bucket without CORS is blocked"""
     bucket = new_bucket()
     closed = new_bucket()
     marker = evidence.new_marker()
@@ -116,7 +126,7 @@ def test_browser_presigned_put_and_get_across_origins(deployment, s3, new_bucket
                 "CORSRules": [
                     {
                         "AllowedOrigins": [origin],
-                        "AllowedMethods": ["PUT", "GET"],
+                        "AllowedMethods": ["PUT", "GET", "POST"],
                         "AllowedHeaders": ["*"],
                         "ExposeHeaders": ["ETag", "x-amz-server-side-encryption"],
                         "MaxAgeSeconds": 60,
@@ -129,6 +139,16 @@ def test_browser_presigned_put_and_get_across_origins(deployment, s3, new_bucket
             "get": s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "from-browser.txt"}, ExpiresIn=600),
             "blocked": s3.generate_presigned_url("get_object", Params={"Bucket": closed, "Key": "k"}, ExpiresIn=600),
             "body": body,
+            "post": s3.generate_presigned_post(
+                Bucket=bucket,
+                Key="forms/${filename}",
+                Fields={"success_action_status": "201"},
+                Conditions=[{"success_action_status": "201"}],
+                ExpiresIn=600,
+            ),
+            "get_posted": s3.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": "forms/form.txt"}, ExpiresIn=600
+            ),
         }
         (tmp_path / "site" / "index.html").write_text(PAGE % {"cfg": json.dumps(cfg)})
         driver = chromium_driver(tmp_path)
@@ -152,6 +172,8 @@ def test_browser_presigned_put_and_get_across_origins(deployment, s3, new_bucket
         assert out["put_etag"] == stored["ETag"], f"[chromium] ETag exposed to the script: {out}"
         assert out["put_sse"] == "AES256", out
         assert out["get_status"] == 200 and out["get_body"] == body, out
+        assert out["post_status"] == 201 and "<Key>forms/form.txt</Key>" in out["post_text"], out
+        assert out["get_posted_body"] == body, out
         assert out["blocked"] == "blocked", f"[chromium] a bucket without CORS rules must be unreadable cross-origin: {out}"
         assert s3.get_object(Bucket=bucket, Key="from-browser.txt")["Body"].read() == body.encode()
     finally:

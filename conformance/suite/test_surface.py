@@ -6,6 +6,7 @@ Put/Get/DeleteBucketEncryption; GetObjectAttributes with part paging."""
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 
@@ -166,3 +167,60 @@ def test_boto3_get_object_attributes(s3, bucket, evidence, rng):
     assert [(p["PartNumber"], p["Size"]) for p in op["Parts"]] == [(3, sizes[2])]
     assert "ETag" not in second, "only the attributes asked for"
     assert error(s3.get_object_attributes, Bucket=bucket, Key="missing", ObjectAttributes=["ETag"])[0] == "NoSuchKey"
+
+
+def test_boto3_post_object(deployment, s3, bucket, evidence, rng):
+    """POST Object: generate_presigned_post + requests (${filename}, metadata, success_action_status, content-length-range, policy and signature checks)"""
+    import requests
+
+    data = marked(evidence, rng, 6_000)
+    post = s3.generate_presigned_post(
+        Bucket=bucket,
+        Key="uploads/${filename}",
+        Fields={"Content-Type": "text/plain", "x-amz-meta-who": "browser", "success_action_status": "201"},
+        Conditions=[
+            {"Content-Type": "text/plain"},
+            {"x-amz-meta-who": "browser"},
+            {"success_action_status": "201"},
+            ["content-length-range", 10, 100_000],
+        ],
+        ExpiresIn=600,
+    )
+    r = requests.post(post["url"], data=post["fields"], files={"file": ("report.txt", data)}, timeout=60)
+    assert r.status_code == 201, f"[requests] POST Object: {r.status_code} {r.text}"
+    assert "<Key>uploads/report.txt</Key>" in r.text
+    assert r.headers["x-amz-server-side-encryption"] == "AES256"
+    got = s3.get_object(Bucket=bucket, Key="uploads/report.txt")
+    assert got["Body"].read() == data
+    assert got["ContentType"] == "text/plain"
+    assert got["Metadata"] == {"who": "browser"}
+    assert f'<ETag>{got["ETag"]}</ETag>'.replace('"', "&quot;") in r.text
+
+    def refused(fields: dict, body: bytes = data, name: str = "other.txt") -> tuple[int, str]:
+        r = requests.post(post["url"], data=fields, files={"file": (name, body)}, timeout=60)
+        m = re.search(r"<Code>([^<]*)</Code>", r.text)
+        return r.status_code, m.group(1) if m else r.text
+
+    # Each refused form stores nothing.
+    tampered = dict(post["fields"], **{"x-amz-meta-who": "someone else"})
+    assert refused(tampered) == (403, "AccessDenied"), "a field outside its condition"
+    extra = dict(post["fields"], **{"x-amz-meta-extra": "1"})
+    assert refused(extra) == (403, "AccessDenied"), "a field the policy does not name"
+    bad_sig = dict(post["fields"], **{"x-amz-signature": "0" * 64})
+    assert refused(bad_sig) == (403, "SignatureDoesNotMatch")
+    anonymous = {k: v for k, v in post["fields"].items() if k not in ("policy", "x-amz-signature")}
+    assert refused(anonymous) == (403, "AccessDenied"), "anonymous POST"
+    assert refused(post["fields"], body=b"tiny") == (400, "EntityTooSmall")
+    assert refused(post["fields"], body=data * 20) == (400, "EntityTooLarge")
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert listed == ["uploads/report.txt"], f"refused forms stored nothing: {listed}"
+
+    expired = s3.generate_presigned_post(Bucket=bucket, Key="late", ExpiresIn=-10)
+    r = requests.post(expired["url"], data=expired["fields"], files={"file": ("x", data)}, timeout=60)
+    assert r.status_code == 403 and "Policy expired" in r.text, r.text
+
+    # The default answer: 204 with the ETag and Location.
+    plain = s3.generate_presigned_post(Bucket=bucket, Key="plain", ExpiresIn=600)
+    r = requests.post(plain["url"], data=plain["fields"], files={"file": ("x", data)}, timeout=60)
+    assert r.status_code == 204, r.text
+    assert r.headers["ETag"] == s3.head_object(Bucket=bucket, Key="plain")["ETag"]

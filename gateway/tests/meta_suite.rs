@@ -4,9 +4,9 @@
 //! fail, never skip, without it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 #[path = "meta_suite/bucket_config.rs"]
 mod bucket_config;
+mod common;
 #[path = "meta_suite/tagging.rs"]
 mod tagging;
 #[path = "meta_suite/versions.rs"]

@@ -43,7 +43,11 @@ fn cors(rules: Vec<CorsRule>) -> CorsConfiguration {
 }
 
 async fn preflight(addr: &str, path: &str, headers: &[(&str, &str)]) -> raw::RawResponse {
-    raw::send(addr, &raw::request("OPTIONS", addr, path, headers, Vec::new())).await
+    raw::send(
+        addr,
+        &raw::request("OPTIONS", addr, path, headers, Vec::new()),
+    )
+    .await
 }
 
 async fn cors_rules_preflights_and_headers(meta: Meta) {
@@ -127,7 +131,10 @@ async fn cors_rules_preflights_and_headers(meta: Meta) {
         &[
             ("origin", "http://www.app.test"),
             ("access-control-request-method", "PUT"),
-            ("access-control-request-headers", "content-type, x-amz-meta-a"),
+            (
+                "access-control-request-headers",
+                "content-type, x-amz-meta-a",
+            ),
         ],
     )
     .await;
@@ -226,10 +233,7 @@ async fn cors_rules_preflights_and_headers(meta: Meta) {
     assert_eq!(r.status(), 200);
     let h = r.headers();
     assert_eq!(h["access-control-allow-origin"], "http://www.app.test");
-    assert_eq!(
-        h["access-control-expose-headers"],
-        "ETag, x-amz-version-id"
-    );
+    assert_eq!(h["access-control-expose-headers"], "ETag, x-amz-version-id");
     assert_eq!(h["x-amz-server-side-encryption"], "AES256");
     let get_url = c
         .get_object()
@@ -406,17 +410,23 @@ async fn sse_headers_and_bucket_encryption(meta: Meta) {
 
     // Bucket default encryption: SSE-S3 without asking; put and read back;
     // SSE-KMS refused; deleted back to the default.
-    let algorithm = |o: &aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionOutput| {
-        let rule = &o.server_side_encryption_configuration().unwrap().rules()[0];
-        (
-            rule.apply_server_side_encryption_by_default()
-                .unwrap()
-                .sse_algorithm()
-                .clone(),
-            rule.bucket_key_enabled(),
-        )
-    };
-    let d = c.get_bucket_encryption().bucket("enc").send().await.unwrap();
+    let algorithm =
+        |o: &aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionOutput| {
+            let rule = &o.server_side_encryption_configuration().unwrap().rules()[0];
+            (
+                rule.apply_server_side_encryption_by_default()
+                    .unwrap()
+                    .sse_algorithm()
+                    .clone(),
+                rule.bucket_key_enabled(),
+            )
+        };
+    let d = c
+        .get_bucket_encryption()
+        .bucket("enc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(algorithm(&d), (ServerSideEncryption::Aes256, Some(false)));
     let config = |alg: ServerSideEncryption, key: bool| {
         ServerSideEncryptionConfiguration::builder()
@@ -440,7 +450,12 @@ async fn sse_headers_and_bucket_encryption(meta: Meta) {
         .send()
         .await
         .unwrap();
-    let d = c.get_bucket_encryption().bucket("enc").send().await.unwrap();
+    let d = c
+        .get_bucket_encryption()
+        .bucket("enc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(algorithm(&d), (ServerSideEncryption::Aes256, Some(true)));
     let kms = c
         .put_bucket_encryption()
@@ -449,14 +464,24 @@ async fn sse_headers_and_bucket_encryption(meta: Meta) {
         .send()
         .await;
     assert_eq!(code(kms), "NotImplemented");
-    let d = c.get_bucket_encryption().bucket("enc").send().await.unwrap();
+    let d = c
+        .get_bucket_encryption()
+        .bucket("enc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(algorithm(&d), (ServerSideEncryption::Aes256, Some(true)));
     c.delete_bucket_encryption()
         .bucket("enc")
         .send()
         .await
         .unwrap();
-    let d = c.get_bucket_encryption().bucket("enc").send().await.unwrap();
+    let d = c
+        .get_bucket_encryption()
+        .bucket("enc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(algorithm(&d), (ServerSideEncryption::Aes256, Some(false)));
     assert_eq!(
         code(c.get_bucket_encryption().bucket("nope").send().await),
@@ -583,7 +608,10 @@ async fn object_attributes(meta: Meta) {
         first.e_tag(),
         Some(complete.e_tag().unwrap().trim_matches('"'))
     );
-    assert_eq!(first.object_size(), Some(sizes.iter().sum::<usize>() as i64));
+    assert_eq!(
+        first.object_size(),
+        Some(sizes.iter().sum::<usize>() as i64)
+    );
     let parts = first.object_parts().unwrap();
     assert_eq!(parts.total_parts_count(), Some(3));
     assert_eq!(parts.is_truncated(), Some(true));

@@ -33,8 +33,8 @@ use crate::meta::{MetaStore, Policy, TenantId};
 use crate::store::Backends;
 
 pub use checksum::{ChecksumAlgorithm, Checksums, ExpectedChecksums};
-pub use cors::{BucketCors, CORS_METHODS, CorsAnswer, CorsRule, MAX_CORS_RULES};
 pub use copy::{CopyOutcome, CopySource, MetadataDirective, slice_manifest};
+pub use cors::{BucketCors, CORS_METHODS, CorsAnswer, CorsRule, MAX_CORS_RULES};
 pub use encryption::BucketEncryption;
 pub use error::{EngineError, EngineResult};
 pub use get::{ByteRange, GetOutcome, GetRequest, ObjectBody, ReadConditions, part_span};

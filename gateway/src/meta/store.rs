@@ -15,8 +15,7 @@ use super::model::*;
 use super::sql::{Driver, Job, tx_job};
 use super::{
     ConfigKind, LifecycleState, LifecycleVersion, MetaResult, MetaStore, Tags, accounts,
-    bucket_config, check, lifecycle,
-    multipart, objects, refs, tagging, versions,
+    bucket_config, check, lifecycle, multipart, objects, refs, tagging, versions,
 };
 
 /// The metadata store over one database; see `SqliteStore` and `PgStore`.
@@ -509,7 +508,7 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         read(
             &self.db,
             "bucket_config",
-            tx_job!(tx, [bucket, kind] => bucket_config::get(tx, &bucket, kind).await),
+            tx_job!(tx, [bucket] => bucket_config::get(tx, &bucket, kind).await),
         )
         .await
     }
@@ -525,7 +524,7 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         write(
             &self.db,
             "set_bucket_config",
-            tx_job!(tx, [bucket, kind, body] =>
+            tx_job!(tx, [bucket, body] =>
                 bucket_config::set(tx, &bucket, kind, body.as_deref()).await),
         )
         .await

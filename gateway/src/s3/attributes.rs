@@ -87,7 +87,7 @@ pub async fn get_object_attributes(
         ..Default::default()
     };
     if has(ObjectAttributes::ETAG) {
-        out.e_tag = Some(a.etag.trim_matches('"').to_owned());
+        out.e_tag = Some(super::convert::etag(&a.etag));
     }
     if has(ObjectAttributes::OBJECT_SIZE) {
         out.object_size = i64::try_from(a.size).ok();
@@ -116,9 +116,7 @@ pub async fn get_object_attributes(
             is_truncated: Some(truncated),
             max_parts: Some(max),
             part_number_marker: Some(marker),
-            next_part_number_marker: page
-                .last()
-                .and_then(|p| i32::try_from(p.part_number).ok()),
+            next_part_number_marker: page.last().and_then(|p| i32::try_from(p.part_number).ok()),
             total_parts_count: i32::try_from(parts.len()).ok(),
             parts: Some(
                 page.iter()

@@ -109,7 +109,9 @@ fn apply(res: &mut Response<Body>, a: &CorsAnswer) {
     }
     h.append(
         http::header::VARY,
-        HeaderValue::from_static("Origin, Access-Control-Request-Headers, Access-Control-Request-Method"),
+        HeaderValue::from_static(
+            "Origin, Access-Control-Request-Headers, Access-Control-Request-Method",
+        ),
     );
 }
 

@@ -64,10 +64,9 @@ pub async fn put_bucket_encryption(
 ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
     let who = s.principal(&req).await?;
     let i = req.input;
-    let [rule] = <[ServerSideEncryptionRule; 1]>::try_from(
-        i.server_side_encryption_configuration.rules,
-    )
-    .map_err(|_| malformed())?;
+    let [rule] =
+        <[ServerSideEncryptionRule; 1]>::try_from(i.server_side_encryption_configuration.rules)
+            .map_err(|_| malformed())?;
     let by_default = rule
         .apply_server_side_encryption_by_default
         .ok_or_else(malformed)?;
@@ -110,7 +109,6 @@ pub async fn get_bucket_encryption(
             kms_master_key_id: None,
         }),
         bucket_key_enabled: Some(c.bucket_key_enabled),
-        ..Default::default()
     };
     Ok(S3Response::new(GetBucketEncryptionOutput {
         server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {

@@ -244,7 +244,9 @@ mod tests {
 
     const FORM: &[u8] = b"--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nup/${filename}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"Policy\"\r\n\r\neyJ9\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XyZ world\r\n--XyZ\r\nContent-Disposition: form-data; name=\"after\"\r\n\r\nignored\r\n--XyZ--\r\n";
 
-    async fn collect(form: Form<impl Stream<Item = Result<Bytes, String>> + Unpin + Send>) -> Result<Vec<u8>, FormError> {
+    async fn collect(
+        form: Form<impl Stream<Item = Result<Bytes, String>> + Unpin + Send>,
+    ) -> Result<Vec<u8>, FormError> {
         let mut s = form.file.into_stream();
         let mut out = Vec::new();
         while let Some(b) = s.next().await {
@@ -261,7 +263,11 @@ mod tests {
             assert_eq!(form.field("KEY"), Some("up/${filename}"));
             assert_eq!(form.field("policy"), Some("eyJ9"));
             assert_eq!(form.filename.as_deref(), Some("a.txt"));
-            assert_eq!(collect(form).await.unwrap(), b"hello\r\n--XyZ world", "cut {cut}");
+            assert_eq!(
+                collect(form).await.unwrap(),
+                b"hello\r\n--XyZ world",
+                "cut {cut}"
+            );
         }
     }
 
@@ -273,7 +279,8 @@ mod tests {
             Some(FormError::NoFile)
         ));
         let truncated = b"--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc";
-        let form = read_form(body(&[truncated]), "b").await.unwrap();
+        let parts: [&[u8]; 1] = [truncated];
+        let form = read_form(body(&parts), "b").await.unwrap();
         assert_eq!(collect(form).await, Err(FormError::Malformed));
         let huge = vec![b'a'; MAX_FIELDS_BYTES + 10];
         let mut big = b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n".to_vec();
@@ -282,7 +289,10 @@ mod tests {
             read_form(body(&[&big]), "b").await.err(),
             Some(FormError::FieldsTooLarge)
         ));
-        assert_eq!(boundary("multipart/form-data; boundary=\"abc\""), Some("abc".into()));
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"abc\""),
+            Some("abc".into())
+        );
         assert_eq!(boundary("text/plain; boundary=abc"), None);
     }
 }

@@ -83,14 +83,22 @@ impl Refusal {
 
     fn from_form(e: FormError) -> Self {
         match e {
-            FormError::FieldsTooLarge => {
-                Self::new(StatusCode::BAD_REQUEST, "MaxPostPreDataLengthExceeded", e.to_string())
+            FormError::FieldsTooLarge => Self::new(
+                StatusCode::BAD_REQUEST,
+                "MaxPostPreDataLengthExceeded",
+                e.to_string(),
+            ),
+            FormError::Body(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string())
             }
-            FormError::Body(_) => Self::new(StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string()),
-            FormError::NoFile => Self::new(StatusCode::BAD_REQUEST, "InvalidArgument", e.to_string()),
-            FormError::Malformed => {
-                Self::new(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", e.to_string())
+            FormError::NoFile => {
+                Self::new(StatusCode::BAD_REQUEST, "InvalidArgument", e.to_string())
             }
+            FormError::Malformed => Self::new(
+                StatusCode::BAD_REQUEST,
+                "MalformedPOSTRequest",
+                e.to_string(),
+            ),
         }
     }
 
@@ -376,7 +384,9 @@ where
                                 Refusal::new(
                                     StatusCode::BAD_REQUEST,
                                     "EntityTooLarge",
-                                    format!("Your proposed upload exceeds the maximum allowed size of {MAX_OBJECT_SIZE} bytes"),
+                                    format!(
+                                        "Your proposed upload exceeds the maximum allowed size of {MAX_OBJECT_SIZE} bytes"
+                                    ),
                                 )
                             } else {
                                 Refusal::new(
@@ -458,7 +468,9 @@ impl PostObject {
         let body = GuardedBody::new(req.into_body(), cfg.body_stall, outcome.clone(), None, None)
             .into_data_stream();
         let body = Box::pin(body.map(|r| r.map_err(|e| e.to_string())));
-        let form = read_form(body, &boundary).await.map_err(Refusal::from_form)?;
+        let form = read_form(body, &boundary)
+            .await
+            .map_err(Refusal::from_form)?;
         drop(fields_memory);
         let (who, range) = authenticate(self, &form.fields, &t.bucket).await?;
         if let Some(slot) = &audit {
@@ -503,11 +515,7 @@ impl PostObject {
         };
         // Stored ETags carry their quotes, as the header does.
         let etag = out.etag.clone();
-        let location = format!(
-            "/{}/{}",
-            t.bucket,
-            super::convert::url_encode(&key)
-        );
+        let location = format!("/{}/{}", t.bucket, super::convert::url_encode(&key));
         let mut res = match (redirect, status.as_deref()) {
             (Some(url), _) if url.starts_with("http://") || url.starts_with("https://") => {
                 let query = serde_urlencoded::to_string([
@@ -614,13 +622,21 @@ mod tests {
         assert!(check_conditions(&p, &ok, "other").is_err(), "bucket");
         let bad_key = f(&[("key", "down/a"), ("x-amz-meta-who", "me")]);
         assert!(check_conditions(&p, &bad_key, "b").is_err());
-        let extra = f(&[("key", "up/a"), ("x-amz-meta-who", "me"), ("x-amz-meta-x", "1")]);
+        let extra = f(&[
+            ("key", "up/a"),
+            ("x-amz-meta-who", "me"),
+            ("x-amz-meta-x", "1"),
+        ]);
         let Err(Refusal(_, code, msg)) = check_conditions(&p, &extra, "b") else {
             panic!("extra field accepted");
         };
         assert_eq!(code.as_str(), "AccessDenied");
         assert!(msg.contains("Extra input fields: x-amz-meta-x"), "{msg}");
-        let ignored = f(&[("key", "up/a"), ("x-amz-meta-who", "me"), ("x-ignore-me", "1")]);
+        let ignored = f(&[
+            ("key", "up/a"),
+            ("x-amz-meta-who", "me"),
+            ("x-ignore-me", "1"),
+        ]);
         assert!(check_conditions(&p, &ignored, "b").is_ok());
     }
 }

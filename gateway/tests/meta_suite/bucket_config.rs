@@ -19,7 +19,10 @@ async fn bucket_configs_are_per_bucket_and_kind(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        s.bucket_config(b, ConfigKind::Cors).await.unwrap().as_deref(),
+        s.bucket_config(b, ConfigKind::Cors)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("{\"rules\":[1]}")
     );
     // Replaced in place; the other kind is untouched.
@@ -27,7 +30,10 @@ async fn bucket_configs_are_per_bucket_and_kind(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        s.bucket_config(b, ConfigKind::Cors).await.unwrap().as_deref(),
+        s.bucket_config(b, ConfigKind::Cors)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("{\"rules\":[2]}")
     );
     assert_eq!(
@@ -38,15 +44,22 @@ async fn bucket_configs_are_per_bucket_and_kind(db: &TestDb) {
         Some("{\"e\":1}")
     );
     // Removed; removing again is not an error.
-    s.set_bucket_config(b, ConfigKind::Cors, None).await.unwrap();
-    s.set_bucket_config(b, ConfigKind::Cors, None).await.unwrap();
+    s.set_bucket_config(b, ConfigKind::Cors, None)
+        .await
+        .unwrap();
+    s.set_bucket_config(b, ConfigKind::Cors, None)
+        .await
+        .unwrap();
     assert_eq!(s.bucket_config(b, ConfigKind::Cors).await.unwrap(), None);
 
     // A bucket that does not exist: NoSuchBucket, nothing stored.
     let missing = s
         .set_bucket_config("nope", ConfigKind::Cors, Some("{}"))
         .await;
-    assert!(matches!(missing, Err(MetaError::NoSuchBucket(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(MetaError::NoSuchBucket(_))),
+        "{missing:?}"
+    );
     let read = s.bucket_config("nope", ConfigKind::Cors).await;
     assert!(matches!(read, Err(MetaError::NoSuchBucket(_))), "{read:?}");
     assert_eq!(
