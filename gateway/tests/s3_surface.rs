@@ -405,7 +405,7 @@ async fn sse_headers_and_bucket_encryption(meta: Meta) {
     assert_eq!(code(kms), "NotImplemented");
     assert_eq!(
         code(c.head_object().bucket("enc").key("kms").send().await),
-        "<404>"
+        "NotFound"
     );
 
     // Bucket default encryption: SSE-S3 without asking; put and read back;

@@ -131,3 +131,31 @@ pub async fn get_object_attributes(
     }
     Ok(S3Response::new(out))
 }
+
+/// GetObjectAttributes answers the ETag without quotes (unlike every other
+/// ETag S3 sends); s3s always quotes it, so its small XML body is rewritten.
+pub(super) async fn unquote_etag(res: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    let (parts, body) = res.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return http::Response::from_parts(parts, s3s::Body::empty());
+    };
+    let bytes = collected.to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let fixed = ["&quot;", "\""].iter().fold(text.into_owned(), |t, q| {
+        match (t.find("<ETag>"), t.find("</ETag>")) {
+            (Some(a), Some(b)) if a < b => {
+                let inner = &t[a + 6..b];
+                let bare = inner.strip_prefix(q).and_then(|i| i.strip_suffix(q));
+                match bare {
+                    Some(v) => format!("{}<ETag>{v}</ETag>{}", &t[..a], &t[b + 7..]),
+                    None => t,
+                }
+            }
+            _ => t,
+        }
+    });
+    let mut parts = parts;
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, s3s::Body::from(fixed))
+}

@@ -502,6 +502,10 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                         (_, _, Some((status, code, msg))) => {
                             error_response(status, code, &msg, &id)
                         }
+                        (_, _, None) if op == "GetObjectAttributes" => {
+                            let res = serve(&s3, &cfg, req, &t, &id).await;
+                            super::attributes::unquote_etag(res).await
+                        }
                         (_, _, None) => serve(&s3, &cfg, req, &t, &id).await,
                     };
                     (op, t.bucket, who, res)

@@ -242,7 +242,7 @@ mod tests {
         )
     }
 
-    const FORM: &[u8] = b"--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nup/${filename}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"Policy\"\r\n\r\neyJ9\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XyZ world\r\n--XyZ\r\nContent-Disposition: form-data; name=\"after\"\r\n\r\nignored\r\n--XyZ--\r\n";
+    const FORM: &[u8] = b"--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nup/${filename}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"Policy\"\r\n\r\neyJ9\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XyQ world\r\n--XyZ\r\nContent-Disposition: form-data; name=\"after\"\r\n\r\nignored\r\n--XyZ--\r\n";
 
     async fn collect(
         form: Form<impl Stream<Item = Result<Bytes, String>> + Unpin + Send>,
@@ -265,7 +265,7 @@ mod tests {
             assert_eq!(form.filename.as_deref(), Some("a.txt"));
             assert_eq!(
                 collect(form).await.unwrap(),
-                b"hello\r\n--XyZ world",
+                b"hello\r\n--XyQ world",
                 "cut {cut}"
             );
         }
