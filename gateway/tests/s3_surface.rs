@@ -1,8 +1,8 @@
 //! The S3 surface browsers and SDKs reach beyond object I/O, over real TCP
 //! with aws-sdk-s3 and raw HTTP, on both metadata stores: CORS (bucket
 //! rules, unauthenticated preflights, headers on actual and presigned
-//! responses and on errors), SSE-S3 headers and bucket encryption, and
-//! GetObjectAttributes.
+//! responses and on errors), SSE-S3 headers and bucket encryption,
+//! GetObjectAttributes, and POST Object forms signed here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -637,6 +637,167 @@ async fn object_attributes(meta: Meta) {
     assert_eq!(listed, vec![Some(3)]);
 }
 
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let inner = Sha256::new()
+        .chain_update(k.map(|b| b ^ 0x36))
+        .chain_update(data)
+        .finalize();
+    Sha256::new()
+        .chain_update(k.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+/// A signed POST Object form: fields (policy and signature added), then
+/// the file part, as bytes.
+fn signed_form(
+    g: &support::gateway::Gateway,
+    bucket: &str,
+    fields: &[(&str, &str)],
+    range: (u64, u64),
+    file: &[u8],
+) -> Vec<u8> {
+    use base64::Engine as _;
+    let now = time::OffsetDateTime::now_utc();
+    let date = format!(
+        "{:04}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
+    let amz_date = format!("{date}T000000Z");
+    let credential = format!("{}/{date}/us-east-1/s3/aws4_request", g.access_key);
+    let expires = now + time::Duration::minutes(10);
+    let expiration = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+        expires.year(),
+        u8::from(expires.month()),
+        expires.day(),
+        expires.hour(),
+        expires.minute(),
+        expires.second()
+    );
+    let mut all: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    all.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
+    all.push(("x-amz-credential".into(), credential));
+    all.push(("x-amz-date".into(), amz_date));
+    let mut conditions: Vec<serde_json::Value> = vec![serde_json::json!({ "bucket": bucket })];
+    conditions.extend(
+        all.iter()
+            .map(|(k, v)| serde_json::json!(["eq", format!("${k}"), v])),
+    );
+    conditions.push(serde_json::json!([
+        "content-length-range",
+        range.0,
+        range.1
+    ]));
+    let policy = serde_json::json!({ "expiration": expiration, "conditions": conditions });
+    let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+    let k = hmac(format!("AWS4{}", g.secret_key).as_bytes(), date.as_bytes());
+    let k = hmac(&k, b"us-east-1");
+    let k = hmac(&k, b"s3");
+    let k = hmac(&k, b"aws4_request");
+    let signature = hex::encode(hmac(&k, policy.as_bytes()));
+    all.push(("policy".into(), policy));
+    all.push(("x-amz-signature".into(), signature));
+    let mut body = Vec::new();
+    for (k, v) in &all {
+        body.extend_from_slice(
+            format!("--FoRm\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        b"--FoRm\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(b"\r\n--FoRm--\r\n");
+    body
+}
+
+async fn post_object_streams_after_its_checks(meta: Meta) {
+    let g = start(Options::new(meta, Backend::Local)).await;
+    let c = g.client();
+    c.create_bucket().bucket("forms").send().await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/forms", g.endpoint);
+    let send = |body: Vec<u8>| {
+        http.post(&url)
+            .header("content-type", "multipart/form-data; boundary=FoRm")
+            .body(body)
+            .send()
+    };
+    // 12 MiB across many chunks of the body, the boundary found at its end.
+    let file = support::pseudo_random(12 * 1024 * 1024 + 7, 42);
+    let form = signed_form(
+        &g,
+        "forms",
+        &[("key", "up/${filename}"), ("x-amz-meta-from", "form")],
+        (1, 16 * 1024 * 1024),
+        &file,
+    );
+    let r = send(form).await.unwrap();
+    assert_eq!(r.status(), 204, "{:?}", r.text().await);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let got = c
+        .get_object()
+        .bucket("forms")
+        .key("up/big.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.e_tag(), Some(etag.as_str()));
+    assert_eq!(
+        got.metadata()
+            .and_then(|m| m.get("from"))
+            .map(String::as_str),
+        Some("form")
+    );
+    assert_eq!(got.body.collect().await.unwrap().to_vec(), file);
+
+    // Over the policy's content-length-range: refused as it streams, and
+    // nothing is stored.
+    let form = signed_form(&g, "forms", &[("key", "too-big")], (1, 1024 * 1024), &file);
+    let r = send(form).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<Code>EntityTooLarge</Code>")
+    );
+    assert_eq!(
+        code(c.head_object().bucket("forms").key("too-big").send().await),
+        "NotFound"
+    );
+    // Signed for another bucket: the policy's bucket condition fails.
+    c.create_bucket().bucket("other").send().await.unwrap();
+    let form = signed_form(&g, "other", &[("key", "elsewhere")], (1, 1 << 30), b"x");
+    let r = send(form).await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Unsigned: AccessDenied before the file is read.
+    let anonymous = b"--FoRm\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nanon\r\n--FoRm\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\ndata\r\n--FoRm--\r\n";
+    let r = send(anonymous.to_vec()).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<Code>AccessDenied</Code>")
+    );
+    let listed = c.list_objects_v2().bucket("forms").send().await.unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, vec!["up/big.bin"]);
+    g.fsck_clean().await;
+}
+
 macro_rules! on_both_stores {
     ($test:ident) => {
         mod $test {
@@ -656,3 +817,4 @@ macro_rules! on_both_stores {
 on_both_stores!(cors_rules_preflights_and_headers);
 on_both_stores!(sse_headers_and_bucket_encryption);
 on_both_stores!(object_attributes);
+on_both_stores!(post_object_streams_after_its_checks);
