@@ -739,7 +739,14 @@ async fn post_object_streams_after_its_checks(meta: Meta) {
     let form = signed_form(
         &g,
         "forms",
-        &[("key", "up/${filename}"), ("x-amz-meta-from", "form")],
+        &[
+            ("key", "up/${filename}"),
+            ("x-amz-meta-from", "form"),
+            (
+                "tagging",
+                "<Tagging><TagSet><Tag><Key>team</Key><Value>web</Value></Tag></TagSet></Tagging>",
+            ),
+        ],
         (1, 16 * 1024 * 1024),
         &file,
     );
@@ -761,6 +768,19 @@ async fn post_object_streams_after_its_checks(meta: Meta) {
         Some("form")
     );
     assert_eq!(got.body.collect().await.unwrap().to_vec(), file);
+    let tags = c
+        .get_object_tagging()
+        .bucket("forms")
+        .key("up/big.bin")
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<_> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(tags, vec![("team", "web")]);
 
     // Over the policy's content-length-range: refused as it streams, and
     // nothing is stored.

@@ -312,11 +312,18 @@ fn attrs_from(fields: &[(String, String)]) -> Result<ObjectAttrs, Refusal> {
                 ));
             }
             "tagging" => {
-                return Err(Refusal::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "NotImplemented",
-                    "Tagging in POST forms is not supported yet; tag with PutObjectTagging",
-                ));
+                use s3s::xml::Deserialize;
+                let mut d = s3s::xml::Deserializer::new(v.as_bytes());
+                let t = s3s::dto::Tagging::deserialize(&mut d).map_err(|_| {
+                    Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        "MalformedXML",
+                        "The XML you provided was not well-formed or did not validate against our published schema",
+                    )
+                })?;
+                let pairs = t.tag_set.into_iter().map(|t| (t.key, t.value)).collect();
+                a.tags = crate::engine::validate_tags(pairs, crate::engine::TagTarget::Object)
+                    .map_err(|e| Refusal::from_s3(&super::to_s3(e)))?;
             }
             "x-amz-server-side-encryption" => {
                 super::encryption::check_requested(
