@@ -33,6 +33,8 @@ CLIENTS = {
     "test_tagging": "tagging (boto3)",
     "test_lifecycle": "lifecycle (boto3, dooz lifecycle, dooz gc)",
     "test_policy": "access policies (boto3, dooz admin policy)",
+    "test_surface": "S3 surface (boto3, raw HTTP)",
+    "test_browser": "browser (headless Chromium)",
 }
 SUITE_DIR = Path(__file__).resolve().parent
 README = SUITE_DIR.parent / "README.md"

@@ -278,7 +278,7 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
     let credentials = Arc::new(CredentialCache::new(ctx.engine.clone(), CREDENTIAL_TTL));
     let s3 = crate::s3::service(
         ctx.engine.clone(),
-        credentials,
+        credentials.clone(),
         &ctx.cfg.region,
         &ctx.cfg.domains,
         &crate::s3::AccessOptions {
@@ -321,7 +321,12 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
             domains: ctx.cfg.domains.clone(),
         },
     )
-    .with_audit(audit.clone());
+    .with_audit(audit.clone())
+    .with_cors(ctx.engine.clone())
+    .with_post_object(crate::s3::PostObject {
+        engine: ctx.engine.clone(),
+        credentials,
+    });
     let admin = AdminService::new(ctx.clone(), admin_auth);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut tasks = vec![

@@ -6,6 +6,8 @@
 
 #[path = "meta_suite/access.rs"]
 mod access;
+#[path = "meta_suite/bucket_config.rs"]
+mod bucket_config;
 mod common;
 #[path = "meta_suite/tagging.rs"]
 mod tagging;

@@ -84,6 +84,8 @@ pub enum EngineError {
     NoSuchTagSet(String),
     #[error("The lifecycle configuration does not exist: {0}")]
     NoSuchLifecycleConfiguration(String),
+    #[error("The CORS configuration does not exist: {0}")]
+    NoSuchCorsConfiguration(String),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("The requested partnumber is not satisfiable")]

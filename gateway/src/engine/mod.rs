@@ -5,7 +5,9 @@ mod access;
 mod buckets;
 mod checksum;
 mod copy;
+mod cors;
 mod discard;
+mod encryption;
 mod error;
 mod get;
 mod keys;
@@ -33,6 +35,8 @@ use crate::store::Backends;
 
 pub use checksum::{ChecksumAlgorithm, Checksums, ExpectedChecksums};
 pub use copy::{CopyOutcome, CopySource, MetadataDirective, slice_manifest};
+pub use cors::{BucketCors, CORS_METHODS, CorsAnswer, CorsRule, MAX_CORS_RULES};
+pub use encryption::BucketEncryption;
 pub use error::{EngineError, EngineResult};
 pub use get::{ByteRange, GetOutcome, GetRequest, ObjectBody, ReadConditions, part_span};
 pub use lifecycle::{

@@ -50,6 +50,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0007_policies",
         sql: include_str!("../../migrations/sqlite/0007_policies.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_bucket_config",
+        sql: include_str!("../../migrations/sqlite/0008_bucket_config.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -87,6 +92,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 7,
         name: "0007_policies",
         sql: include_str!("../../migrations/pg/0007_policies.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "0008_bucket_config",
+        sql: include_str!("../../migrations/pg/0008_bucket_config.sql"),
     },
 ];
 

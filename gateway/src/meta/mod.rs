@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod sqlite;
 
 mod accounts;
+mod bucket_config;
 mod check;
 mod codec;
 mod gc;
@@ -35,6 +36,7 @@ use async_trait::async_trait;
 
 pub use access::{BucketAccess, PublicAccessBlock, StoredPolicy};
 pub use audit::{AuditAnchor, AuditFilter, AuditRecord, AuditRow, AuditStore, ChainKey};
+pub use bucket_config::ConfigKind;
 pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
 pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
 pub use lifecycle::{LifecycleState, LifecycleVersion};
@@ -358,6 +360,18 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
         &self,
         bucket: &str,
         pab: Option<&PublicAccessBlock>,
+    ) -> MetaResult<()>;
+
+    // --- bucket configurations (CORS, default encryption) ---
+    /// A bucket's configuration of one kind (JSON), None without one;
+    /// NoSuchBucket.
+    async fn bucket_config(&self, bucket: &str, kind: ConfigKind) -> MetaResult<Option<String>>;
+    /// Replaces (Some) or removes (None) it; NoSuchBucket.
+    async fn set_bucket_config(
+        &self,
+        bucket: &str,
+        kind: ConfigKind,
+        body: Option<&str>,
     ) -> MetaResult<()>;
 
     // --- lifecycle ---

@@ -14,9 +14,9 @@ use super::manifest::ManifestHead;
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
 use super::{
-    BucketAccess, LifecycleState, LifecycleVersion, MetaResult, MetaStore, PublicAccessBlock,
-    StoredPolicy, Tags, access, accounts, check, lifecycle, multipart, objects, refs, tagging,
-    versions,
+    BucketAccess, ConfigKind, LifecycleState, LifecycleVersion, MetaResult, MetaStore,
+    PublicAccessBlock, StoredPolicy, Tags, access, accounts, bucket_config, check, lifecycle,
+    multipart, objects, refs, tagging, versions,
 };
 
 /// The metadata store over one database; see `SqliteStore` and `PgStore`.
@@ -585,6 +585,16 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         .await
     }
 
+    async fn bucket_config(&self, bucket: &str, kind: ConfigKind) -> MetaResult<Option<String>> {
+        let bucket = bucket.to_owned();
+        read(
+            &self.db,
+            "bucket_config",
+            tx_job!(tx, [bucket] => bucket_config::get(tx, &bucket, kind).await),
+        )
+        .await
+    }
+
     async fn set_bucket_policy(&self, bucket: &str, policy: Option<&str>) -> MetaResult<()> {
         let bucket = bucket.to_owned();
         let policy = Arc::new(policy.map(str::to_owned));
@@ -609,6 +619,23 @@ impl<D: Driver> MetaStore for SqlStore<D> {
             "set_public_access_block",
             tx_job!(tx, [bucket] =>
                 access::set_public_access_block(tx, &bucket, pab.as_ref()).await),
+        )
+        .await
+    }
+
+    async fn set_bucket_config(
+        &self,
+        bucket: &str,
+        kind: ConfigKind,
+        body: Option<&str>,
+    ) -> MetaResult<()> {
+        let bucket = bucket.to_owned();
+        let body = body.map(str::to_owned);
+        write(
+            &self.db,
+            "set_bucket_config",
+            tx_job!(tx, [bucket, body] =>
+                bucket_config::set(tx, &bucket, kind, body.as_deref()).await),
         )
         .await
     }

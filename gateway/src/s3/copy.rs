@@ -50,6 +50,10 @@ pub async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let who = s.principal(&req).await?;
     let i = req.input;
+    super::encryption::check_requested(
+        i.server_side_encryption.as_ref(),
+        i.ssekms_key_id.as_deref(),
+    )?;
     let conditions = source_conditions(
         i.copy_source_if_match.as_ref(),
         i.copy_source_if_none_match.as_ref(),
@@ -103,6 +107,7 @@ pub async fn copy_object(
         copy_object_result: Some(result),
         copy_source_version_id: out.source_version,
         version_id: out.version_id,
+        server_side_encryption: super::encryption::sse(),
         ..Default::default()
     }))
 }

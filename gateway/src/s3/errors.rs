@@ -46,6 +46,7 @@ pub fn to_s3(e: EngineError) -> S3Error {
         EngineError::BadRequest(_) => C::Custom("BadRequest".into()),
         EngineError::NoSuchTagSet(_) => C::NoSuchTagSet,
         EngineError::NoSuchLifecycleConfiguration(_) => C::NoSuchLifecycleConfiguration,
+        EngineError::NoSuchCorsConfiguration(_) => C::NoSuchCORSConfiguration,
         EngineError::InvalidRequest(_) => C::InvalidRequest,
         EngineError::InvalidPartNumber => C::Custom("InvalidPartNumber".into()),
         EngineError::BadDigest(_) => C::BadDigest,
@@ -112,7 +113,8 @@ pub fn to_s3(e: EngineError) -> S3Error {
         EngineError::NoSuchObjectLockConfiguration(_)
         | EngineError::ObjectLockConfigurationNotFound(_)
         | EngineError::NoSuchTagSet(_)
-        | EngineError::NoSuchLifecycleConfiguration(_) => {
+        | EngineError::NoSuchLifecycleConfiguration(_)
+        | EngineError::NoSuchCorsConfiguration(_) => {
             let mut err = S3Error::with_message(code, e.to_string());
             err.set_status_code(http::StatusCode::NOT_FOUND);
             err

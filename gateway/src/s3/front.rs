@@ -48,6 +48,10 @@ pub struct Front {
     s3: S3Service,
     cfg: Arc<FrontConfig>,
     audit: Option<AuditLog>,
+    /// Where bucket CORS rules are read (preflights, actual responses).
+    cors: Option<crate::engine::Engine>,
+    /// Serves browser form uploads (POST Object); without it they are refused.
+    post: Option<Arc<super::PostObject>>,
 }
 
 impl Front {
@@ -56,7 +60,21 @@ impl Front {
             s3,
             cfg: Arc::new(cfg),
             audit: None,
+            cors: None,
+            post: None,
         }
+    }
+
+    /// Serves POST Object (browser form uploads) instead of refusing them.
+    pub fn with_post_object(mut self, post: super::PostObject) -> Self {
+        self.post = Some(Arc::new(post));
+        self
+    }
+
+    /// Answers CORS preflights and adds CORS headers from bucket rules.
+    pub fn with_cors(mut self, engine: crate::engine::Engine) -> Self {
+        self.cors = Some(engine);
+        self
     }
 
     /// Records every request that can change something in the audit log.
@@ -181,6 +199,13 @@ fn streams_body<B>(req: &Request<B>, t: &Target) -> bool {
             matches!(k.as_str(), "partNumber" | "uploadId" | "x-id")
                 || k.to_ascii_lowercase().starts_with("x-amz-")
         })
+}
+
+/// A browser form upload (POST Object): a multipart POST.
+fn is_form_post<B>(req: &Request<B>) -> bool {
+    req.method() == Method::POST
+        && header_values(req.headers(), "content-type")
+            .any(|c| c.to_ascii_lowercase().contains("multipart/"))
 }
 
 /// Why a request is refused before it reaches s3s, if it is.
@@ -319,9 +344,17 @@ fn operation<B>(req: &Request<B>, t: &Target) -> &'static str {
         (Method::GET, true, false) if has("lifecycle") => "GetBucketLifecycleConfiguration",
         (Method::PUT, true, false) if has("lifecycle") => "PutBucketLifecycleConfiguration",
         (Method::DELETE, true, false) if has("lifecycle") => "DeleteBucketLifecycle",
+        (Method::GET, true, false) if has("cors") => "GetBucketCors",
+        (Method::PUT, true, false) if has("cors") => "PutBucketCors",
+        (Method::DELETE, true, false) if has("cors") => "DeleteBucketCors",
+        (Method::OPTIONS, true, _) => "PreflightRequest",
+        (Method::GET, true, false) if has("encryption") => "GetBucketEncryption",
+        (Method::PUT, true, false) if has("encryption") => "PutBucketEncryption",
+        (Method::DELETE, true, false) if has("encryption") => "DeleteBucketEncryption",
         (Method::GET, true, false) if t.values("list-type").any(|v| v == "2") => "ListObjectsV2",
         (Method::GET, true, false) => "ListObjects",
         (Method::GET, true, true) if has("uploadId") => "ListParts",
+        (Method::GET, true, true) if has("attributes") => "GetObjectAttributes",
         (Method::GET, true, true) => "GetObject",
         (Method::HEAD, true, false) => "HeadBucket",
         (Method::HEAD, true, true) => "HeadObject",
@@ -331,6 +364,7 @@ fn operation<B>(req: &Request<B>, t: &Target) -> &'static str {
         (Method::PUT, true, true) if copy => "CopyObject",
         (Method::PUT, true, true) => "PutObject",
         (Method::POST, true, false) if has("delete") => "DeleteObjects",
+        (Method::POST, true, false) if is_form_post(req) => "PostObject",
         (Method::POST, true, true) if has("uploads") => "CreateMultipartUpload",
         (Method::POST, true, true) if has("uploadId") => "CompleteMultipartUpload",
         (Method::DELETE, true, false) => "DeleteBucket",
@@ -426,10 +460,15 @@ impl hyper::service::Service<Request<Incoming>> for Front {
         let s3 = self.s3.clone();
         let cfg = self.cfg.clone();
         let audit = self.audit.clone().filter(|a| a.s3_mode() != S3Mode::Off);
+        let cors = self.cors.clone();
+        let post = self.post.clone();
         Box::pin(async move {
             let started = Instant::now();
             let id = request_id();
             let method = req.method().clone();
+            let origin = header_values(req.headers(), "origin")
+                .next()
+                .map(str::to_owned);
             let bytes_in = content_length(req.headers());
             let body_sent = has_body(req.headers());
             let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
@@ -448,14 +487,36 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                     if audit.is_some() {
                         audited = S3Call::begin(&mut req, op, who.clone(), bytes_in, peer, &t);
                     }
-                    let res = match precheck(&req, &t) {
-                        Some((status, code, msg)) => error_response(status, code, &msg, &id),
-                        None => serve(&s3, &cfg, req, &t, &id).await,
+                    let form = post.as_ref().filter(|_| is_form_post(&req));
+                    let res = match (&cors, form, precheck(&req, &t)) {
+                        // A preflight carries no signature and is answered
+                        // from the bucket's CORS rules alone.
+                        (Some(engine), _, _) if method == Method::OPTIONS => {
+                            super::cors::preflight(engine, &t.bucket, req.headers(), &id).await
+                        }
+                        // POST Object: precheck refuses forms only for
+                        // want of this handler.
+                        (_, Some(p), None | Some((StatusCode::NOT_IMPLEMENTED, _, _))) => {
+                            p.serve(req, &t, &cfg, &id).await
+                        }
+                        (_, _, Some((status, code, msg))) => {
+                            error_response(status, code, &msg, &id)
+                        }
+                        (_, _, None) if op == "GetObjectAttributes" => {
+                            let res = serve(&s3, &cfg, req, &t, &id).await;
+                            super::attributes::unquote_etag(res).await
+                        }
+                        (_, _, None) => serve(&s3, &cfg, req, &t, &id).await,
                     };
                     (op, t.bucket, who, res)
                 }
             };
             METRICS.s3_in_flight.dec();
+            if let (Some(engine), Some(origin)) = (&cors, &origin)
+                && method != Method::OPTIONS
+            {
+                super::cors::decorate(engine, &bucket, origin, &method, &mut res).await;
+            }
             // An error may be answered before the request body was read;
             // hyper then cannot reuse the connection, so say so rather than
             // let the client's next request on it fail.

@@ -3,9 +3,12 @@
 //! around it all (`front`). Each S3 concern lives in its own file.
 
 pub mod access;
+mod attributes;
 mod buckets;
 mod convert;
 mod copy;
+mod cors;
+mod encryption;
 mod errors;
 pub mod front;
 mod lifecycle;
@@ -14,6 +17,8 @@ mod multipart;
 mod object_lock;
 mod objects;
 mod policy;
+mod post_form;
+mod post_object;
 mod tagging;
 mod versioning;
 
@@ -30,6 +35,7 @@ use crate::engine::{Engine, Principal};
 use crate::tenancy::CredentialCache;
 
 pub use errors::to_s3;
+pub use post_object::PostObject;
 
 pub struct DoozS3 {
     engine: Engine,
@@ -457,5 +463,47 @@ impl S3 for DoozS3 {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
         lifecycle::delete_bucket_lifecycle(self, req).await
+    }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        cors::put_bucket_cors(self, req).await
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        cors::get_bucket_cors(self, req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        cors::delete_bucket_cors(self, req).await
+    }
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        encryption::put_bucket_encryption(self, req).await
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        encryption::get_bucket_encryption(self, req).await
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        encryption::delete_bucket_encryption(self, req).await
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        attributes::get_object_attributes(self, req).await
     }
 }

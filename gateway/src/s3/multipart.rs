@@ -61,6 +61,10 @@ pub async fn create_multipart_upload(
     if i.sse_customer_key.is_some() {
         return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
     }
+    super::encryption::check_requested(
+        i.server_side_encryption.as_ref(),
+        i.ssekms_key_id.as_deref(),
+    )?;
     let checksum_algorithm = algorithm(i.checksum_algorithm.as_ref())?;
     let lock = super::object_lock::requested_lock(
         i.object_lock_mode.as_ref(),
@@ -91,6 +95,7 @@ pub async fn create_multipart_upload(
         upload_id: Some(upload.upload_id),
         checksum_algorithm: i.checksum_algorithm,
         checksum_type: upload.attrs.checksum_type.map(ChecksumType::from),
+        server_side_encryption: super::encryption::sse(),
         ..Default::default()
     }))
 }
@@ -126,6 +131,7 @@ pub async fn upload_part(
         .s3()?;
     let mut output = UploadPartOutput {
         e_tag: Some(etag(&out.etag)),
+        server_side_encryption: super::encryption::sse(),
         ..Default::default()
     };
     set_checksums!(output, out.checksums);
@@ -188,6 +194,7 @@ pub async fn upload_part_copy(
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(result),
         copy_source_version_id: out.source_version,
+        server_side_encryption: super::encryption::sse(),
         ..Default::default()
     }))
 }
@@ -251,6 +258,7 @@ pub async fn complete_multipart_upload(
         location: Some(format!("/{}/{}", i.bucket, i.key)),
         checksum_type: out.checksum_type.map(ChecksumType::from),
         version_id: out.version_id,
+        server_side_encryption: super::encryption::sse(),
         ..Default::default()
     };
     set_checksums!(output, out.checksums);

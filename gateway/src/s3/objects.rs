@@ -76,6 +76,10 @@ pub async fn put_object(
     if req.input.sse_customer_key.is_some() {
         return Err(s3_error!(NotImplemented, "SSE-C is not supported yet"));
     }
+    super::encryption::check_requested(
+        req.input.server_side_encryption.as_ref(),
+        req.input.ssekms_key_id.as_deref(),
+    )?;
     let mut attrs = request_attrs!(req.input);
     attrs.tags = super::tagging::header_tags(req.input.tagging.as_deref())?;
     let lock = requested_lock(
@@ -120,6 +124,7 @@ pub async fn put_object(
         size: i64::try_from(out.size).ok(),
         expiration: super::lifecycle::expiration_value(expiry),
         version_id: out.version_id,
+        server_side_encryption: super::encryption::sse(),
         ..Default::default()
     };
     super::multipart::set_checksums!(output, out.checksums);
@@ -259,6 +264,7 @@ pub async fn get_object(
         object_lock_legal_hold_status: lock.legal_hold,
         tag_count: super::tagging::tag_count(&a.tags),
         expiration,
+        server_side_encryption: super::encryption::sse(),
         ..Default::default()
     };
     if with_checksums {
@@ -330,6 +336,7 @@ pub async fn head_object(
         object_lock_mode: lock.mode,
         object_lock_retain_until_date: lock.until,
         object_lock_legal_hold_status: lock.legal_hold,
+        server_side_encryption: super::encryption::sse(),
         ..Default::default()
     };
     if with_checksums {
