@@ -276,14 +276,19 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 /// Binds both endpoints and serves until `shutdown` is called.
 pub async fn start(ctx: Context) -> Result<Running, ServeError> {
     let credentials = Arc::new(CredentialCache::new(ctx.engine.clone(), CREDENTIAL_TTL));
+    let buckets = Arc::new(crate::s3::access::BucketAccessCache::new(
+        ctx.engine.clone(),
+        &ctx.cfg.access,
+    ));
+    let secure = ctx.cfg.server.tls_cert_file.is_some() && ctx.cfg.server.tls_key_file.is_some();
     let s3 = crate::s3::service(
         ctx.engine.clone(),
         credentials.clone(),
         &ctx.cfg.region,
         &ctx.cfg.domains,
         &crate::s3::AccessOptions {
-            config: ctx.cfg.access.clone(),
-            secure: ctx.cfg.server.tls_cert_file.is_some() && ctx.cfg.server.tls_key_file.is_some(),
+            buckets: buckets.clone(),
+            secure,
         },
     );
     let admin_auth = AdminAuth::from_config(&ctx.cfg.admin, ctx.cfg.admin_listen)?;
@@ -326,6 +331,8 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
     .with_post_object(crate::s3::PostObject {
         engine: ctx.engine.clone(),
         credentials,
+        buckets,
+        secure,
     });
     let admin = AdminService::new(ctx.clone(), admin_auth);
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -661,6 +661,18 @@ fn signed_form(
     range: (u64, u64),
     file: &[u8],
 ) -> Vec<u8> {
+    signed_form_as(&g.access_key, &g.secret_key, bucket, fields, range, file)
+}
+
+/// [`signed_form`] signed with another user's keys.
+fn signed_form_as(
+    access_key: &str,
+    secret_key: &str,
+    bucket: &str,
+    fields: &[(&str, &str)],
+    range: (u64, u64),
+    file: &[u8],
+) -> Vec<u8> {
     use base64::Engine as _;
     let now = time::OffsetDateTime::now_utc();
     let date = format!(
@@ -670,7 +682,7 @@ fn signed_form(
         now.day()
     );
     let amz_date = format!("{date}T000000Z");
-    let credential = format!("{}/{date}/us-east-1/s3/aws4_request", g.access_key);
+    let credential = format!("{access_key}/{date}/us-east-1/s3/aws4_request");
     let expires = now + time::Duration::minutes(10);
     let expiration = format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
@@ -700,7 +712,7 @@ fn signed_form(
     ]));
     let policy = serde_json::json!({ "expiration": expiration, "conditions": conditions });
     let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
-    let k = hmac(format!("AWS4{}", g.secret_key).as_bytes(), date.as_bytes());
+    let k = hmac(format!("AWS4{secret_key}").as_bytes(), date.as_bytes());
     let k = hmac(&k, b"us-east-1");
     let k = hmac(&k, b"s3");
     let k = hmac(&k, b"aws4_request");
@@ -818,6 +830,106 @@ async fn post_object_streams_after_its_checks(meta: Meta) {
     g.fsck_clean().await;
 }
 
+/// A form upload is decided by the same policies as a PutObject: a key
+/// whose only right is s3:PutObject under `builds/` uploads there with a
+/// form and nowhere else; a refusal stores nothing.
+async fn post_object_follows_the_callers_policy(meta: Meta) {
+    let g = start(Options::new(meta, Backend::Local)).await;
+    let c = g.client();
+    c.create_bucket().bucket("forms").send().await.unwrap();
+    let (key, secret) = g
+        .user("form-bot", dooz_gateway::meta::Policy::ReadWrite)
+        .await;
+    let file = g.data_dir.path().join("builds-only.json");
+    std::fs::write(
+        &file,
+        r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": "s3:PutObject", "Resource": "arn:aws:s3:::forms/builds/*"}]}"#,
+    )
+    .unwrap();
+    let tenant = g.tenant.name.as_str();
+    for args in [
+        vec![
+            "admin",
+            "policy",
+            "create",
+            "--tenant",
+            tenant,
+            "builds-only",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        vec!["admin", "user", "policy", "attach", &key, "builds-only"],
+        // Created read-write: what it may do is its attached policies now.
+        vec!["admin", "user", "policy", "detach", &key, "read-write"],
+    ] {
+        let out = g.dooz(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let http = reqwest::Client::new();
+    let url = format!("{}/forms", g.endpoint);
+    let send = |body: Vec<u8>| {
+        http.post(&url)
+            .header("content-type", "multipart/form-data; boundary=FoRm")
+            .body(body)
+            .send()
+    };
+    let form = |k: &str| {
+        signed_form_as(
+            &key,
+            &secret,
+            "forms",
+            &[("key", k)],
+            (1, 1024),
+            b"form data",
+        )
+    };
+    // Credentials are cached briefly: the first answer may predate the
+    // detach, so wait (bounded) until the role no longer speaks.
+    let mut refused = None;
+    for _ in 0..80 {
+        let r = send(form("elsewhere/a")).await.unwrap();
+        if r.status() == 403 {
+            refused = Some(r.text().await.unwrap());
+            break;
+        }
+        c.delete_object()
+            .bucket("forms")
+            .key("elsewhere/a")
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let refused = refused.expect("a form outside the policy is refused");
+    assert!(refused.contains("<Code>AccessDenied</Code>"), "{refused}");
+    assert_eq!(
+        code(
+            c.head_object()
+                .bucket("forms")
+                .key("elsewhere/a")
+                .send()
+                .await
+        ),
+        "NotFound"
+    );
+    let r = send(form("builds/a")).await.unwrap();
+    assert_eq!(r.status(), 204, "{:?}", r.text().await);
+    let got = c
+        .get_object()
+        .bucket("forms")
+        .key("builds/a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.body.collect().await.unwrap().to_vec(), b"form data");
+    g.fsck_clean().await;
+}
+
 macro_rules! on_both_stores {
     ($test:ident) => {
         mod $test {
@@ -838,3 +950,4 @@ on_both_stores!(cors_rules_preflights_and_headers);
 on_both_stores!(sse_headers_and_bucket_encryption);
 on_both_stores!(object_attributes);
 on_both_stores!(post_object_streams_after_its_checks);
+on_both_stores!(post_object_follows_the_callers_policy);

@@ -254,6 +254,55 @@ fn request_context(cx: &S3AccessContext<'_>, caller: Option<&Credential>, secure
     c
 }
 
+/// The condition keys of a POST Object upload: the caller's, the peer's
+/// address, and what the form's fields say (acl, storage class, tagging).
+pub fn form_context(
+    caller: &Credential,
+    fields: &[(String, String)],
+    peer: Option<std::net::SocketAddr>,
+    secure: bool,
+) -> Context {
+    let mut c = Context::new();
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
+        c.set("aws:CurrentTime", t);
+    }
+    c.set("aws:EpochTime", now.unix_timestamp().to_string());
+    c.set("aws:SecureTransport", secure.to_string());
+    c.set("aws:username", caller.user_name.to_string());
+    c.set("aws:userid", caller.principal.access_key.clone());
+    c.set("aws:PrincipalAccount", caller.tenant_name.to_string());
+    c.set(
+        "aws:PrincipalArn",
+        user_arn(&caller.tenant_name, &caller.user_name),
+    );
+    c.set("aws:PrincipalType", "User");
+    c.set("s3:authType", "POST");
+    c.set("s3:signatureversion", "AWS4-HMAC-SHA256");
+    if let Some(p) = peer {
+        c.set("aws:SourceIp", p.ip().to_canonical().to_string());
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    for (key, name) in [
+        ("s3:x-amz-acl", "acl"),
+        ("s3:x-amz-storage-class", "x-amz-storage-class"),
+        (
+            "s3:x-amz-server-side-encryption",
+            "x-amz-server-side-encryption",
+        ),
+    ] {
+        if let Some(v) = field(name) {
+            c.set(key, v);
+        }
+    }
+    c
+}
+
 /// Decides one action on one resource for a caller (None: anonymous) on a
 /// bucket (None: no bucket, or one not created yet). A user's own policies
 /// speak only inside its tenant; the bucket policy always speaks, with

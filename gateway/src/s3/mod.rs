@@ -152,9 +152,11 @@ fn s3s_limits() -> S3Config {
 
 /// How requests are authorized: the `[access]` defaults and whether the
 /// S3 listener serves TLS (aws:SecureTransport).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct AccessOptions {
-    pub config: crate::policy::AccessConfig,
+    /// Bucket owners, policies and Block Public Access flags, shared with
+    /// the front door's POST Object path (one cache, one decision).
+    pub buckets: Arc<access::BucketAccessCache>,
     pub secure: bool,
 }
 
@@ -166,10 +168,7 @@ pub fn service(
     domains: &[String],
     access: &AccessOptions,
 ) -> S3Service {
-    let buckets = Arc::new(access::BucketAccessCache::new(
-        engine.clone(),
-        &access.config,
-    ));
+    let buckets = access.buckets.clone();
     let s3 = DoozS3 {
         engine,
         credentials: credentials.clone(),

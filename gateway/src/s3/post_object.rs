@@ -24,12 +24,17 @@ use super::post_form::{FormError, MAX_FIELDS_BYTES, boundary, read_form};
 use crate::engine::{Engine, ExpectedChecksums, MAX_OBJECT_SIZE, Principal, PutRequest};
 use crate::meta::{ObjectAttrs, WriteConditions};
 use crate::net::body::{BodyFailure, BodyOutcome, GuardedBody};
-use crate::tenancy::CredentialCache;
+use crate::tenancy::{Credential, CredentialCache};
 
 /// What POST Object needs besides the request.
 pub struct PostObject {
     pub engine: Engine,
     pub credentials: Arc<CredentialCache>,
+    /// The S3 access check's bucket cache: a form's upload is decided by
+    /// the same policies as a PutObject (`access::decide`).
+    pub buckets: Arc<super::access::BucketAccessCache>,
+    /// The listener serves TLS (aws:SecureTransport).
+    pub secure: bool,
 }
 
 /// A refusal: status, S3 code, message.
@@ -211,7 +216,7 @@ async fn authenticate(
     p: &PostObject,
     fields: &[(String, String)],
     bucket: &str,
-) -> Result<(Principal, (u64, u64)), Refusal> {
+) -> Result<(Credential, (u64, u64)), Refusal> {
     let field = |name: &str| {
         fields
             .iter()
@@ -286,7 +291,50 @@ async fn authenticate(
         return Err(Refusal::policy("Policy expired."));
     }
     let range = check_conditions(&policy, fields, bucket)?;
-    Ok((cred.principal, range))
+    Ok((cred, range))
+}
+
+/// The user's and the bucket's policies decide s3:PutObject on the key, as
+/// for a PutObject; the principal handed to the engine carries the grant.
+async fn authorize(
+    p: &PostObject,
+    cred: &Credential,
+    bucket: &str,
+    key: &str,
+    fields: &[(String, String)],
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Principal, Refusal> {
+    let denied = || Refusal::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied");
+    let info = p
+        .buckets
+        .get(bucket)
+        .await
+        .map_err(|e| Refusal::from_s3(&e))?;
+    if let Some(b) = &info
+        && b.tenant_id != cred.principal.tenant_id
+    {
+        // Sharing across tenants is not served yet (as in the access check).
+        return Err(denied());
+    }
+    let context = super::access::form_context(cred, fields, peer, p.secure);
+    let resource = crate::policy::resource_arn(bucket, Some(key));
+    let d = super::access::decide(
+        Some(cred),
+        info.as_deref(),
+        "s3:PutObject",
+        &resource,
+        &context,
+    );
+    if !d.allowed() {
+        tracing::debug!(access_key = %cred.principal.access_key, %resource, %d, "POST Object denied");
+        return Err(denied());
+    }
+    Ok(Principal {
+        grant: Some(crate::engine::Grant {
+            bypass_governance: false,
+        }),
+        ..cred.principal.clone()
+    })
 }
 
 /// The object's attributes from the form's fields.
@@ -463,6 +511,7 @@ impl PostObject {
             return Err(Refusal::from_form(FormError::Malformed));
         };
         let audit = req.extensions().get::<crate::audit::AuditSlot>().cloned();
+        let peer = req.extensions().get::<crate::net::PeerAddr>().map(|p| p.0);
         // The fields' buffer is reserved while they are read.
         let fields_memory = cfg.budget.reserve(MAX_FIELDS_BYTES).await.map_err(|_| {
             Refusal::new(
@@ -479,9 +528,9 @@ impl PostObject {
             .await
             .map_err(Refusal::from_form)?;
         drop(fields_memory);
-        let (who, range) = authenticate(self, &form.fields, &t.bucket).await?;
+        let (cred, range) = authenticate(self, &form.fields, &t.bucket).await?;
         if let Some(slot) = &audit {
-            slot.set(&who);
+            slot.set(&cred.principal);
         }
         let raw_key = form.field("key").ok_or_else(|| {
             Refusal::new(
@@ -491,6 +540,7 @@ impl PostObject {
             )
         })?;
         let key = raw_key.replace("${filename}", form.filename.as_deref().unwrap_or_default());
+        let who = authorize(self, &cred, &t.bucket, &key, &form.fields, peer).await?;
         let attrs = attrs_from(&form.fields)?;
         let status = form.field("success_action_status").map(str::to_owned);
         let redirect = form
