@@ -49,6 +49,10 @@ pub fn action_for(op: &str, versioned: bool) -> (&'static str, Level) {
         "PutBucketAcl" => ("s3:PutBucketAcl", Bucket),
         "GetBucketCors" => ("s3:GetBucketCORS", Bucket),
         "PutBucketCors" | "DeleteBucketCors" => ("s3:PutBucketCORS", Bucket),
+        "GetBucketEncryption" => ("s3:GetEncryptionConfiguration", Bucket),
+        "PutBucketEncryption" | "DeleteBucketEncryption" => {
+            ("s3:PutEncryptionConfiguration", Bucket)
+        }
         "GetBucketOwnershipControls" => ("s3:GetBucketOwnershipControls", Bucket),
         "PutBucketOwnershipControls" | "DeleteBucketOwnershipControls" => {
             ("s3:PutBucketOwnershipControls", Bucket)
