@@ -522,6 +522,7 @@ async fn cli_through_the_endpoint(meta: Meta) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
     assert!(ok(remote(&["bucket", "delete", "beta-b", "--force"])).contains("deleted"));
     point_in_time_and_lifecycle_through_the_endpoint(&g, &remote, &c).await;
+    policies_through_the_endpoint(&g, &remote, ak);
     assert!(ok(remote(&["user", "delete", ak])).contains("deleted"));
     let out = remote(&["user", "delete", ak]);
     assert!(!out.status.success());
@@ -666,6 +667,104 @@ async fn point_in_time_and_lifecycle_through_the_endpoint(
             .iter()
             .any(|r| r["bucket"] == "beta-v" && r["rules"] == 1),
         "{rows}"
+    );
+}
+
+/// `dooz admin policy …`, `user policy …` and `user can` through the API:
+/// the same answers as on the metadata store, condition keys included.
+fn policies_through_the_endpoint(g: &Gateway, remote: &dyn Fn(&[&str]) -> Output, key: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no-internal.json");
+    std::fs::write(
+        &file,
+        r#"{"Version": "2012-10-17", "Statement": [{"Sid": "NoInternal", "Effect": "Deny",
+            "Action": "s3:*", "Resource": "*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let created = ok(remote(&[
+        "policy",
+        "create",
+        "--tenant",
+        "beta",
+        "no-internal",
+        "--file",
+        file,
+    ]));
+    assert!(created.contains("stored"), "{created}");
+    let list = ["policy", "list", "--tenant", "beta", "--json"];
+    let mut local_list = vec!["admin"];
+    local_list.extend_from_slice(&list);
+    assert_eq!(ok(remote(&list)), ok(g.dooz(&local_list)));
+    assert!(
+        ok(remote(&[
+            "policy",
+            "show",
+            "--tenant",
+            "beta",
+            "no-internal"
+        ]))
+        .contains("10.0.0.0/8")
+    );
+    // A malformed document is the gateway's 400, with where it is wrong.
+    std::fs::write(dir.path().join("bad.json"), r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:ec2:::x"}]}"#).unwrap();
+    let bad = dir.path().join("bad.json");
+    let out = remote(&[
+        "policy",
+        "create",
+        "--tenant",
+        "beta",
+        "bad",
+        "--file",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Statement[0].Resource"));
+
+    assert!(ok(remote(&["user", "policy", "attach", key, "no-internal"])).contains("attached"));
+    let held = ok(remote(&["user", "policy", "list", key, "--json"]));
+    assert_eq!(
+        held,
+        ok(g.dooz(&["admin", "user", "policy", "list", key, "--json"]))
+    );
+    assert!(
+        held.contains("no-internal") && held.contains("admin"),
+        "{held}"
+    );
+    let can = |extra: &[&str]| {
+        let mut args = vec!["user", "can", key, "s3:GetObject", "arn:aws:s3:::beta-b/k"];
+        args.extend_from_slice(extra);
+        let mut local = vec!["admin"];
+        local.extend_from_slice(&args);
+        let (r, l) = (remote(&args), g.dooz(&local));
+        assert_eq!(r.stdout, l.stdout, "remote and local answers differ");
+        assert_eq!(r.status.code(), l.status.code());
+        r
+    };
+    let allowed = can(&[]);
+    assert!(allowed.status.success());
+    assert!(String::from_utf8_lossy(&allowed.stdout).starts_with("ALLOW"));
+    let denied = can(&["--context", "aws:SourceIp=10.0.0.7"]);
+    assert_eq!(denied.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&denied.stdout).into_owned();
+    assert!(
+        text.starts_with("EXPLICIT-DENY") && text.contains("Sid NoInternal"),
+        "{text}"
+    );
+
+    assert!(ok(remote(&["user", "policy", "detach", key, "no-internal"])).contains("detached"));
+    let out = remote(&["user", "policy", "detach", key, "no-internal"]);
+    assert!(!out.status.success(), "not attached any more");
+    assert!(
+        ok(remote(&[
+            "policy",
+            "delete",
+            "--tenant",
+            "beta",
+            "no-internal"
+        ]))
+        .contains("deleted")
     );
 }
 

@@ -230,6 +230,14 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter.
+    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     fn flag(&self, name: &str) -> AdminResult<bool> {
         match self.get(name) {
             None | Some("false" | "0") => Ok(false),
@@ -518,12 +526,19 @@ impl Api {
                         None,
                         serde_json::json!({"action": action, "resource": resource}),
                     ),
-                    if action.is_empty() || resource.is_empty() {
-                        Err(AdminError::Invalid(
+                    match (
+                        action.is_empty() || resource.is_empty(),
+                        q.all("context")
+                            .map(policies::parse_context_pair)
+                            .collect::<Result<Vec<_>, _>>(),
+                    ) {
+                        (true, _) => Err(AdminError::Invalid(
                             "action and resource are required query parameters".into(),
-                        ))
-                    } else {
-                        ok_of(policies::can(ctx, &key, &action, &resource, &[]).await)
+                        )),
+                        (_, Err(m)) => Err(AdminError::Invalid(format!("context: {m}"))),
+                        (false, Ok(extra)) => {
+                            ok_of(policies::can(ctx, &key, &action, &resource, &extra).await)
+                        }
                     },
                 )
             }

@@ -18,7 +18,7 @@ use super::ops::{
     NewBucketRequest, NewTenantRequest, NewUser, NewUserRequest, PolicyInfo, TenantInfo,
     UsageReport, UserInfo,
 };
-use super::policies;
+use super::policies::{self, PolicyCommand, UserPolicyCommand};
 use super::remote::{Remote, segment};
 use crate::audit::cli::{CommandAudit, finish_command};
 use crate::config::Config;
@@ -170,6 +170,113 @@ impl Via {
         match self {
             Via::Local(ctx) => lifecycle::status(ctx).await,
             Via::Remote(r) => r.get("/lifecycle", &[]).await,
+        }
+    }
+
+    async fn put_policy(&self, tenant: &str, name: &str, text: &str) -> AdminResult<()> {
+        match self {
+            Via::Local(ctx) => policies::put_policy(ctx, tenant, name, text).await,
+            Via::Remote(r) => {
+                let path = format!("/tenants/{}/policies/{}", segment(tenant), segment(name));
+                r.put_json::<serde_json::Value>(&path, text.as_bytes().to_vec())
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    async fn list_policies(&self, tenant: &str) -> AdminResult<Vec<policies::NamedPolicyInfo>> {
+        match self {
+            Via::Local(ctx) => policies::list_policies(ctx, tenant).await,
+            Via::Remote(r) => {
+                r.get(&format!("/tenants/{}/policies", segment(tenant)), &[])
+                    .await
+            }
+        }
+    }
+
+    /// The document as stored (locally) or as the API returns it (JSON,
+    /// pretty-printed).
+    async fn show_policy(&self, tenant: &str, name: &str) -> AdminResult<String> {
+        match self {
+            Via::Local(ctx) => policies::show_policy(ctx, tenant, name).await,
+            Via::Remote(r) => {
+                let path = format!("/tenants/{}/policies/{}", segment(tenant), segment(name));
+                let info: policies::PolicyDocumentInfo = r.get(&path, &[]).await?;
+                serde_json::to_string_pretty(&info.document)
+                    .map_err(|e| AdminError::Internal(e.to_string()))
+            }
+        }
+    }
+
+    async fn delete_policy(&self, tenant: &str, name: &str) -> AdminResult<()> {
+        match self {
+            Via::Local(ctx) => policies::delete_policy(ctx, tenant, name).await,
+            Via::Remote(r) => {
+                let path = format!("/tenants/{}/policies/{}", segment(tenant), segment(name));
+                r.delete::<serde_json::Value>(&path, &[]).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn attach_policy(&self, access_key: &str, policy: &str) -> AdminResult<()> {
+        match self {
+            Via::Local(ctx) => policies::attach(ctx, access_key, policy).await,
+            Via::Remote(r) => {
+                let path = format!(
+                    "/users/{}/policies/{}",
+                    segment(access_key),
+                    segment(policy)
+                );
+                r.put_json::<serde_json::Value>(&path, b"{}".to_vec())
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    async fn detach_policy(&self, access_key: &str, policy: &str) -> AdminResult<()> {
+        match self {
+            Via::Local(ctx) => policies::detach(ctx, access_key, policy).await,
+            Via::Remote(r) => {
+                let path = format!(
+                    "/users/{}/policies/{}",
+                    segment(access_key),
+                    segment(policy)
+                );
+                r.delete::<serde_json::Value>(&path, &[]).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn user_policies(&self, access_key: &str) -> AdminResult<Vec<String>> {
+        match self {
+            Via::Local(ctx) => policies::user_policies(ctx, access_key).await,
+            Via::Remote(r) => {
+                r.get(&format!("/users/{}/policies", segment(access_key)), &[])
+                    .await
+            }
+        }
+    }
+
+    async fn can(
+        &self,
+        access_key: &str,
+        action: &str,
+        resource: &str,
+        context: &[(String, String)],
+    ) -> AdminResult<policies::CanAnswer> {
+        match self {
+            Via::Local(ctx) => policies::can(ctx, access_key, action, resource, context).await,
+            Via::Remote(r) => {
+                let mut q = vec![
+                    ("action", action.to_owned()),
+                    ("resource", resource.to_owned()),
+                ];
+                q.extend(context.iter().map(|(k, v)| ("context", format!("{k}={v}"))));
+                r.get(&format!("/users/{}/can", segment(access_key)), &q)
+                    .await
+            }
         }
     }
 
@@ -359,20 +466,7 @@ pub async fn admin(cfg: Config, cmd: AdminCommand) -> CliResult {
     let ctx = Context::open(cfg).await.map_err(|e| e.to_string())?;
     let audit = describe(&cmd);
     let via = Via::Local(Box::new(ctx.clone()));
-    let outcome = match cmd {
-        // Policies are read and written on the store (the API has routes for
-        // them; the CLI does not travel through them yet).
-        AdminCommand::Policy(c) => policies::run_policy(&ctx, c).await,
-        AdminCommand::User(UserCommand::Policy(c)) => policies::run_user_policy(&ctx, c).await,
-        AdminCommand::User(UserCommand::Can {
-            access_key,
-            action,
-            resource,
-            context,
-            json,
-        }) => policies::run_can(&ctx, &access_key, &action, &resource, &context, json).await,
-        cmd => run(&via, cmd).await,
-    };
+    let outcome = run(&via, cmd).await;
     finish_command(&ctx, audit, outcome).await
 }
 
@@ -385,17 +479,65 @@ pub async fn admin_remote(remote: RemoteArgs, cmd: AdminCommand) -> CliResult {
         .token
         .map(Zeroizing::new)
         .ok_or("--endpoint needs --token or DOOZ_ADMIN_TOKEN (the gateway's [admin] token)")?;
-    if let AdminCommand::Policy(_)
-    | AdminCommand::User(UserCommand::Policy(_) | UserCommand::Can { .. }) = cmd
-    {
-        return Err(
-            "the policy commands run on the metadata store: run them without --endpoint, or call the admin API's /tenants/{t}/policies and /users/{key}/policies routes"
-                .into(),
-        );
-    }
     let remote =
         Remote::new(&endpoint, token, remote.ca_file.as_deref()).map_err(|e| e.to_string())?;
     run(&Via::Remote(remote), cmd).await
+}
+
+async fn run_policy(via: &Via, cmd: PolicyCommand) -> CliResult {
+    let e = |e: AdminError| e.to_string();
+    match cmd {
+        PolicyCommand::Create { tenant, name, file } => {
+            let text = policies::read_document(&file).map_err(e)?;
+            via.put_policy(&tenant, &name, &text).await.map_err(e)?;
+            println!("policy {name} stored in tenant {tenant}");
+        }
+        PolicyCommand::List { tenant, json } => {
+            let list = via.list_policies(&tenant).await.map_err(e)?;
+            if json {
+                json_line(&list)?;
+            } else {
+                println!("{:<32} KIND", "NAME");
+                for p in list {
+                    let kind = if p.builtin { "built-in" } else { "tenant" };
+                    println!("{:<32} {kind}", p.name);
+                }
+            }
+        }
+        PolicyCommand::Show { tenant, name } => {
+            println!("{}", via.show_policy(&tenant, &name).await.map_err(e)?);
+        }
+        PolicyCommand::Delete { tenant, name } => {
+            via.delete_policy(&tenant, &name).await.map_err(e)?;
+            println!("policy {name} deleted from tenant {tenant}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_user_policy(via: &Via, cmd: UserPolicyCommand) -> CliResult {
+    let e = |e: AdminError| e.to_string();
+    match cmd {
+        UserPolicyCommand::Attach { access_key, policy } => {
+            via.attach_policy(&access_key, &policy).await.map_err(e)?;
+            println!("{policy} attached to {access_key}");
+        }
+        UserPolicyCommand::Detach { access_key, policy } => {
+            via.detach_policy(&access_key, &policy).await.map_err(e)?;
+            println!("{policy} detached from {access_key}");
+        }
+        UserPolicyCommand::List { access_key, json } => {
+            let names = via.user_policies(&access_key).await.map_err(e)?;
+            if json {
+                json_line(&names)?;
+            } else {
+                for n in names {
+                    println!("{n}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn json_line(v: &impl serde::Serialize) -> Result<(), String> {
@@ -590,10 +732,20 @@ async fn run(via: &Via, cmd: AdminCommand) -> CliResult {
             let rows = via.lifecycle_status().await.map_err(e)?;
             lifecycle::print_status(&rows, json)?;
         }
-        // Handled by the caller: they read the store directly.
-        AdminCommand::Policy(_)
-        | AdminCommand::User(UserCommand::Policy(_) | UserCommand::Can { .. }) => {
-            return Err("policy commands run on the metadata store only".into());
+        AdminCommand::Policy(c) => return run_policy(via, c).await,
+        AdminCommand::User(UserCommand::Policy(c)) => return run_user_policy(via, c).await,
+        AdminCommand::User(UserCommand::Can {
+            access_key,
+            action,
+            resource,
+            context,
+            json,
+        }) => {
+            let a = via
+                .can(&access_key, &action, &resource, &context)
+                .await
+                .map_err(e)?;
+            return policies::print_can(&a, json);
         }
         AdminCommand::Usage { tenant, json } => {
             let u = via.usage(tenant.as_deref()).await.map_err(e)?;

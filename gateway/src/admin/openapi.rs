@@ -287,8 +287,9 @@ pub fn document() -> Value {
                 "get": op("userCan", "Whether a key may do an action on a resource, and the deciding statement",
                     json!([path_param("access_key", "the access key"),
                            {"name": "action", "in": "query", "required": true, "description": "e.g. s3:GetObject", "schema": {"type": "string"}},
-                           {"name": "resource", "in": "query", "required": true, "description": "arn:aws:s3:::bucket/key", "schema": {"type": "string"}}]),
-                    responses(("200", "the decision", schema("CanAnswer")), &[("400", "action or resource missing"), ("404", "no such user")])),
+                           {"name": "resource", "in": "query", "required": true, "description": "arn:aws:s3:::bucket/key", "schema": {"type": "string"}},
+                           {"name": "context", "in": "query", "required": false, "description": "an extra condition key as KEY=VALUE, e.g. aws:SourceIp=10.0.0.7 (repeatable)", "schema": {"type": "array", "items": {"type": "string"}}, "explode": true}]),
+                    responses(("200", "the decision", schema("CanAnswer")), &[("400", "action or resource missing, or a context pair malformed"), ("404", "no such user")])),
             },
             "/buckets": {
                 "get": op("listBuckets", "List buckets", json!([tenant_param()]),

@@ -1,7 +1,8 @@
 //! `dooz admin policy …` (a tenant's named policies), `dooz admin user
 //! policy …` (what a user holds) and `dooz admin user can …` (what a key
-//! may do, and the statement that decides). They run on the metadata store;
-//! gateways see changes within their credential cache's lifetime.
+//! may do, and the statement that decides): the typed operations the CLI
+//! (`commands.rs`, locally or through the API) and the admin API share.
+//! Gateways see changes within their credential cache's lifetime.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -77,7 +78,7 @@ pub struct NamedPolicyInfo {
     pub document: String,
 }
 
-fn read_document(file: &str) -> AdminResult<String> {
+pub fn read_document(file: &str) -> AdminResult<String> {
     use std::io::Read;
     let mut text = String::new();
     if file == "-" {
@@ -300,90 +301,6 @@ pub async fn user_policies(ctx: &Context, access_key: &str) -> AdminResult<Vec<S
 
 type CliResult = Result<ExitCode, String>;
 
-fn json_line(v: &impl Serialize) -> Result<(), String> {
-    println!("{}", serde_json::to_string(v).map_err(|e| e.to_string())?);
-    Ok(())
-}
-
-pub async fn run_policy(ctx: &Context, cmd: PolicyCommand) -> CliResult {
-    let e = |e: AdminError| e.to_string();
-    match cmd {
-        PolicyCommand::Create { tenant, name, file } => {
-            let text = read_document(&file).map_err(e)?;
-            put_policy(ctx, &tenant, &name, &text).await.map_err(e)?;
-            println!("policy {name} stored in tenant {tenant}");
-        }
-        PolicyCommand::List { tenant, json } => {
-            let list = list_policies(ctx, &tenant).await.map_err(e)?;
-            if json {
-                json_line(&list)?;
-            } else {
-                println!("{:<32} KIND", "NAME");
-                for p in list {
-                    let kind = if p.builtin { "built-in" } else { "tenant" };
-                    println!("{:<32} {kind}", p.name);
-                }
-            }
-        }
-        PolicyCommand::Show { tenant, name } => {
-            println!("{}", show_policy(ctx, &tenant, &name).await.map_err(e)?);
-        }
-        PolicyCommand::Delete { tenant, name } => {
-            delete_policy(ctx, &tenant, &name).await.map_err(e)?;
-            println!("policy {name} deleted from tenant {tenant}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn run_user_policy(ctx: &Context, cmd: UserPolicyCommand) -> CliResult {
-    let e = |e: AdminError| e.to_string();
-    match cmd {
-        UserPolicyCommand::Attach { access_key, policy } => {
-            ctx.meta
-                .attach_user_policy(&access_key, &policy)
-                .await
-                .map_err(|x| e(x.into()))?;
-            println!("{policy} attached to {access_key}");
-        }
-        UserPolicyCommand::Detach { access_key, policy } => {
-            let was = ctx
-                .meta
-                .detach_user_policy(&access_key, &policy)
-                .await
-                .map_err(|x| e(x.into()))?;
-            if !was {
-                return Err(format!("{policy} is not attached to {access_key}"));
-            }
-            println!("{policy} detached from {access_key}");
-        }
-        UserPolicyCommand::List { access_key, json } => {
-            if ctx
-                .meta
-                .get_user(&access_key)
-                .await
-                .map_err(|x| e(x.into()))?
-                .is_none()
-            {
-                return Err(format!("no user with access key {access_key}"));
-            }
-            let names = ctx
-                .meta
-                .user_policies(&access_key)
-                .await
-                .map_err(|x| e(x.into()))?;
-            if json {
-                json_line(&names)?;
-            } else {
-                for n in names {
-                    println!("{n}");
-                }
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `KEY=VALUE` condition keys for `user can --context`.
 pub fn parse_context_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
@@ -394,19 +311,9 @@ pub fn parse_context_pair(s: &str) -> Result<(String, String), String> {
 
 /// `dooz admin user can`: prints the decision and the deciding statement;
 /// exit status 0 when allowed, 1 when denied.
-pub async fn run_can(
-    ctx: &Context,
-    access_key: &str,
-    action: &str,
-    resource: &str,
-    extra: &[(String, String)],
-    json: bool,
-) -> CliResult {
-    let a = can(ctx, access_key, action, resource, extra)
-        .await
-        .map_err(|e| e.to_string())?;
+pub fn print_can(a: &CanAnswer, json: bool) -> CliResult {
     if json {
-        json_line(&a)?;
+        println!("{}", serde_json::to_string(a).map_err(|e| e.to_string())?);
     } else {
         println!(
             "{}: {} {} {} on {}",

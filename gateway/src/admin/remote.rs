@@ -136,6 +136,12 @@ impl Remote {
         self.call(Method::POST, path, query, Some(body)).await
     }
 
+    /// PUT with a body that is JSON already (e.g. a policy document as the
+    /// operator wrote it).
+    pub async fn put_json<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> AdminResult<T> {
+        self.call(Method::PUT, path, &[], Some(body)).await
+    }
+
     pub async fn delete<T: DeserializeOwned>(
         &self,
         path: &str,
