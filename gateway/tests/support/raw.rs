@@ -152,6 +152,11 @@ fn parse(buf: &[u8], head_request: bool) -> Option<RawResponse> {
     let head = String::from_utf8_lossy(&buf[..end]);
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    // An interim response (100 Continue to `Expect: 100-continue`) comes
+    // before the real one.
+    if (100..200).contains(&status) && status != 101 {
+        return parse(&buf[end + 4..], head_request);
+    }
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
