@@ -68,6 +68,8 @@ pub struct Config {
     pub lifecycle: crate::jobs::LifecycleConfig,
     /// Access defaults (`[access]`): Block Public Access.
     pub access: crate::policy::AccessConfig,
+    /// Request-rate and bandwidth limits (`[limits]`).
+    pub limits: crate::throttle::LimitsConfig,
 }
 
 /// A secret from the configuration (a token, a key, a password): zeroized
@@ -304,6 +306,7 @@ impl Default for Config {
             audit: crate::audit::AuditConfig::default(),
             lifecycle: crate::jobs::LifecycleConfig::default(),
             access: crate::policy::AccessConfig::default(),
+            limits: crate::throttle::LimitsConfig::default(),
         }
     }
 }
@@ -424,6 +427,18 @@ impl Config {
             ));
         }
         self.gc.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(ConfigError::Invalid)?;
+        if let Some(name) = self
+            .limits
+            .backends
+            .keys()
+            .find(|n| !self.backends.contains_key(*n))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "limits.backends.{name} names no configured backend (have: {})",
+                self.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
         self.lifecycle.validate().map_err(ConfigError::Invalid)?;
         Ok(self)
     }

@@ -18,4 +18,5 @@ pub mod s3;
 pub mod server;
 pub mod store;
 pub mod tenancy;
+pub mod throttle;
 pub mod tls;

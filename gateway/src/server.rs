@@ -116,7 +116,7 @@ impl Context {
             ServeError::Config(format!("creating data dir {}: {e}", cfg.data_dir.display()))
         })?;
         let meta = crate::meta::open(&cfg.meta).await?;
-        let backends = Backends::open(&cfg.backends)?;
+        let backends = Backends::open(&cfg.backends)?.with_limits(&cfg.limits);
         let vault = key_vault(&cfg)?;
         let mut engine_cfg = EngineConfig::from_config(&cfg.chunking, &cfg.default_backend);
         engine_cfg.lifecycle_day_ms = cfg.lifecycle.day_ms();
@@ -267,6 +267,26 @@ impl Running {
     }
 }
 
+/// Reloads the limit overrides of `dooz admin limits` until stopped.
+async fn refresh_limits(
+    throttle: Arc<crate::throttle::Throttle>,
+    meta: Arc<dyn crate::meta::MetaStore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = throttle.refresh_interval();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match throttle.refresh(meta.as_ref()).await {
+            Ok(true) => tracing::info!("throttle: limit overrides changed; taken up"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "throttle: reloading limit overrides failed"),
+        }
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
@@ -281,6 +301,13 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         &ctx.cfg.access,
     ));
     let secure = ctx.cfg.server.tls_cert_file.is_some() && ctx.cfg.server.tls_key_file.is_some();
+    let throttle = Arc::new(crate::throttle::Throttle::new(&ctx.cfg.limits));
+    // Overrides apply from the first request; later changes within
+    // `limits.refresh_secs`.
+    if let Err(e) = throttle.refresh(ctx.meta.as_ref()).await {
+        tracing::warn!(error = %e, "throttle: limit overrides not loaded yet; retrying");
+    }
+    let throttle_for_refresh = throttle.clone();
     let s3 = crate::s3::service(
         ctx.engine.clone(),
         credentials.clone(),
@@ -289,6 +316,7 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         &crate::s3::AccessOptions {
             buckets: buckets.clone(),
             secure,
+            throttle: throttle.clone(),
         },
     );
     let admin_auth = AdminAuth::from_config(&ctx.cfg.admin, ctx.cfg.admin_listen)?;
@@ -327,6 +355,7 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         },
     )
     .with_audit(audit.clone())
+    .with_throttle(throttle)
     .with_cors(ctx.engine.clone())
     .with_post_object(crate::s3::PostObject {
         engine: ctx.engine.clone(),
@@ -354,6 +383,11 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
             tls.clone(),
         )),
     ];
+    tasks.push(tokio::spawn(refresh_limits(
+        throttle_for_refresh,
+        ctx.meta.clone(),
+        stop_rx.clone(),
+    )));
     if let Some(tls) = tls {
         tasks.push(tokio::spawn(reload_on_sighup(tls, stop_rx)));
     }

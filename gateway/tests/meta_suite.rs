@@ -9,6 +9,8 @@ mod access;
 #[path = "meta_suite/bucket_config.rs"]
 mod bucket_config;
 mod common;
+#[path = "meta_suite/limits.rs"]
+mod limits;
 #[path = "meta_suite/tagging.rs"]
 mod tagging;
 #[path = "meta_suite/versions.rs"]

@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 
 use super::buckets;
 use super::ops::{self, AdminError, AdminResult, GcRunInfo};
-use super::policies;
 use super::remote::OPERATOR_HEADER;
+use super::{limits, policies};
 use crate::audit::cli::{CommandAudit, record_operator};
 use crate::server::Context;
 
@@ -109,6 +109,9 @@ enum Route {
     UserPolicies(String),
     UserPolicy(Method, String, String),
     UserCan(String),
+    ListLimits,
+    /// PUT (set) or DELETE (unset); scope, subject.
+    Limit(Method, String, String),
 }
 
 /// Decodes %XX in a path segment (clients encode what is not plain ASCII).
@@ -205,6 +208,16 @@ fn route(method: &Method, rest: &str) -> Result<Route, &'static str> {
             None => Err(""),
         },
         ["lifecycle"] => one(method, Some(Route::LifecycleStatus), None, "GET"),
+        ["limits"] => one(method, Some(Route::ListLimits), None, "GET"),
+        ["limits", scope, name] if !name.is_empty() => {
+            match (method, decode(scope), decode(name)) {
+                (&Method::PUT | &Method::DELETE, Some(s), Some(n)) => {
+                    Ok(Route::Limit(method.clone(), s, n))
+                }
+                (_, Some(_), Some(_)) => Err("PUT, DELETE"),
+                _ => Err(""),
+            }
+        }
         ["usage"] => one(method, Some(Route::Usage), None, "GET"),
         ["backends"] => one(method, Some(Route::Backends), None, "GET"),
         ["gc"] => one(method, Some(Route::GcStatus), None, "GET"),
@@ -441,6 +454,28 @@ impl Api {
                 audit("admin:user.delete", key.clone(), None, none),
                 match ops::delete_user(ctx, &key).await {
                     Ok(()) => ok(&serde_json::json!({"deleted": key})),
+                    Err(e) => Err(e),
+                },
+            ),
+            Route::ListLimits => (
+                audit("admin:limits.list", "-", None, none),
+                ok_of(limits::list(ctx).await),
+            ),
+            Route::Limit(m, scope, name) if m == Method::PUT => {
+                let record =
+                    |detail| audit("admin:limits.set", format!("{scope}:{name}"), None, detail);
+                match read_json::<crate::throttle::LimitChange>(body).await {
+                    Ok(change) => (
+                        record(serde_json::to_value(change).unwrap_or_default()),
+                        ok_of(limits::set(ctx, &scope, &name, &change).await),
+                    ),
+                    Err(e) => (record(none), Err(e)),
+                }
+            }
+            Route::Limit(_, scope, name) => (
+                audit("admin:limits.unset", format!("{scope}:{name}"), None, none),
+                match limits::unset(ctx, &scope, &name).await {
+                    Ok(()) => ok(&serde_json::json!({"deleted": format!("{scope}:{name}")})),
                     Err(e) => Err(e),
                 },
             ),

@@ -51,6 +51,11 @@ pub enum AdminCommand {
     /// `dooz lifecycle status` shows, here also through --endpoint).
     #[command(subcommand)]
     Lifecycle(LifecycleAdminCommand),
+    /// Throttling: limits of one tenant, access key or bucket that differ
+    /// from the [limits] defaults, taken up by running gateways within
+    /// limits.refresh_secs.
+    #[command(subcommand)]
+    Limits(super::limits::LimitsCommand),
 }
 
 #[derive(Subcommand)]

@@ -13,6 +13,7 @@ use super::cli::{
     UserCommand,
 };
 use super::lifecycle::{self, LifecycleBucketStatus};
+use super::limits::{self, LimitsCommand, LimitsReport, OverrideInfo};
 use super::ops::{
     self, AdminError, AdminResult, BackendInfo, BucketDeleted, BucketInfo, GcRunInfo, GcStatus,
     NewBucketRequest, NewTenantRequest, NewUser, NewUserRequest, PolicyInfo, TenantInfo,
@@ -170,6 +171,40 @@ impl Via {
         match self {
             Via::Local(ctx) => lifecycle::status(ctx).await,
             Via::Remote(r) => r.get("/lifecycle", &[]).await,
+        }
+    }
+
+    async fn list_limits(&self) -> AdminResult<LimitsReport> {
+        match self {
+            Via::Local(ctx) => limits::list(ctx).await,
+            Via::Remote(r) => r.get("/limits", &[]).await,
+        }
+    }
+
+    async fn set_limit(
+        &self,
+        scope: &str,
+        name: &str,
+        change: &crate::throttle::LimitChange,
+    ) -> AdminResult<OverrideInfo> {
+        match self {
+            Via::Local(ctx) => limits::set(ctx, scope, name, change).await,
+            Via::Remote(r) => {
+                let path = format!("/limits/{scope}/{}", segment(name));
+                let body =
+                    serde_json::to_vec(change).map_err(|e| AdminError::Internal(e.to_string()))?;
+                r.put_json(&path, body).await
+            }
+        }
+    }
+
+    async fn unset_limit(&self, scope: &str, name: &str) -> AdminResult<()> {
+        match self {
+            Via::Local(ctx) => limits::unset(ctx, scope, name).await,
+            Via::Remote(r) => {
+                let path = format!("/limits/{scope}/{}", segment(name));
+                r.delete::<serde_json::Value>(&path, &[]).await.map(|_| ())
+            }
         }
     }
 
@@ -451,6 +486,32 @@ fn describe(cmd: &AdminCommand) -> CommandAudit {
             serde_json::json!({"dry_run": dry_run}),
         ),
         AdminCommand::Backends { .. } => ("admin:backend.list", "-".into(), None, none),
+        AdminCommand::Limits(LimitsCommand::Set {
+            who,
+            requests,
+            ingress,
+            egress,
+        }) => {
+            let (scope, name) = who.parts();
+            (
+                "admin:limits.set",
+                format!("{scope}:{name}"),
+                who.tenant.clone(),
+                serde_json::json!({"requests": requests, "ingress": ingress, "egress": egress}),
+            )
+        }
+        AdminCommand::Limits(LimitsCommand::Unset { who }) => {
+            let (scope, name) = who.parts();
+            (
+                "admin:limits.unset",
+                format!("{scope}:{name}"),
+                who.tenant.clone(),
+                none,
+            )
+        }
+        AdminCommand::Limits(LimitsCommand::List { .. }) => {
+            ("admin:limits.list", "-".into(), None, none)
+        }
     };
     CommandAudit {
         action,
@@ -510,6 +571,42 @@ async fn run_policy(via: &Via, cmd: PolicyCommand) -> CliResult {
         PolicyCommand::Delete { tenant, name } => {
             via.delete_policy(&tenant, &name).await.map_err(e)?;
             println!("policy {name} deleted from tenant {tenant}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_limits(via: &Via, cmd: LimitsCommand) -> CliResult {
+    let e = |e: AdminError| e.to_string();
+    match cmd {
+        LimitsCommand::Set {
+            who,
+            requests,
+            ingress,
+            egress,
+        } => {
+            let (scope, name) = who.parts();
+            let change =
+                limits::change_of(requests.as_deref(), ingress.as_deref(), egress.as_deref())
+                    .map_err(e)?;
+            let o = via.set_limit(scope, name, &change).await.map_err(e)?;
+            println!(
+                "{scope} {name}: requests {}, ingress {}, egress {} (running gateways take it up within limits.refresh_secs)",
+                o.limits.requests, o.limits.ingress, o.limits.egress
+            );
+        }
+        LimitsCommand::Unset { who } => {
+            let (scope, name) = who.parts();
+            via.unset_limit(scope, name).await.map_err(e)?;
+            println!("{scope} {name}: back to the [limits] defaults");
+        }
+        LimitsCommand::List { json } => {
+            let report = via.list_limits().await.map_err(e)?;
+            if json {
+                json_line(&report)?;
+            } else {
+                limits::print(&report);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -733,6 +830,7 @@ async fn run(via: &Via, cmd: AdminCommand) -> CliResult {
             lifecycle::print_status(&rows, json)?;
         }
         AdminCommand::Policy(c) => return run_policy(via, c).await,
+        AdminCommand::Limits(c) => return run_limits(via, c).await,
         AdminCommand::User(UserCommand::Policy(c)) => return run_user_policy(via, c).await,
         AdminCommand::User(UserCommand::Can {
             access_key,

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod health;
 pub mod http;
 pub mod lifecycle;
+pub mod limits;
 pub mod openapi;
 pub mod ops;
 pub mod policies;

@@ -173,7 +173,41 @@ fn schemas() -> Value {
     if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), history_schemas()) {
         all.extend(more);
     }
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), limit_schemas()) {
+        all.extend(more);
+    }
     schemas
+}
+
+/// Throttling: the defaults and the overrides of `dooz admin limits`.
+fn limit_schemas() -> Value {
+    let requests =
+        json!({"type": "string", "description": "requests per period, e.g. 200/s or 6000/min"});
+    let bytes = json!({"type": "string", "description": "bytes per second, e.g. 50MiB/s"});
+    let setting = |rate: &Value| {
+        let d = format!(
+            "{}; or unlimited; or default (back to [limits])",
+            rate["description"].as_str().unwrap_or_default()
+        );
+        json!({"type": "string", "description": d})
+    };
+    json!({
+        "ScopeLimits": {"type": "object", "description": "a limit left out is no limit", "properties": {
+            "requests": requests, "ingress": bytes, "egress": bytes}},
+        "Limits": {"type": "object", "required": ["defaults", "overrides"], "properties": {
+            "defaults": {"type": "object", "required": ["global", "tenant", "key", "bucket"], "properties": {
+                "global": schema("ScopeLimits"), "tenant": schema("ScopeLimits"),
+                "key": schema("ScopeLimits"), "bucket": schema("ScopeLimits")}},
+            "overrides": list("LimitOverride")}},
+        "LimitOverride": {"type": "object", "required": ["scope", "subject", "override"], "properties": {
+            "scope": {"type": "string", "enum": ["tenant", "key", "bucket"]},
+            "subject": {"type": "string", "description": "tenant id, access key or bucket name"},
+            "name": {"type": "string", "description": "the tenant's name"},
+            "override": {"type": "object", "description": "a field left out follows [limits]", "properties": {
+                "requests": setting(&requests), "ingress": setting(&bytes), "egress": setting(&bytes)}}}},
+        "LimitChange": {"type": "object", "additionalProperties": false, "description": "the fields given replace the stored ones", "properties": {
+            "requests": setting(&requests), "ingress": setting(&bytes), "egress": setting(&bytes)}},
+    })
 }
 
 /// Point-in-time listing and restore, lifecycle status.
@@ -324,6 +358,19 @@ pub fn document() -> Value {
             "/backends": {
                 "get": op("listBackends", "Configured backends and whether each answers", no_params.clone(),
                     responses(("200", "backends", list("Backend")), &[])),
+            },
+            "/limits": {
+                "get": op("listLimits", "The [limits] defaults of this gateway and every tenant's, key's and bucket's own limits", no_params.clone(),
+                    responses(("200", "limits", schema("Limits")), &[])),
+            },
+            "/limits/{scope}/{subject}": {
+                "put": {"operationId": "setLimit", "summary": "Give a tenant, access key or bucket limits of its own (fields given replace the stored ones; gateways take it up within limits.refresh_secs)",
+                    "parameters": [path_param("scope", "tenant, key or bucket"), path_param("subject", "tenant name or id, access key, or bucket name")],
+                    "requestBody": body("LimitChange"),
+                    "responses": responses(("200", "the override now", schema("LimitOverride")), &[("400", "bad scope, rate, or nothing to change"), ("404", "no such tenant, key or bucket")])},
+                "delete": op("unsetLimit", "Remove a tenant's, key's or bucket's own limits",
+                    json!([path_param("scope", "tenant, key or bucket"), path_param("subject", "tenant name or id, access key, or bucket name")]),
+                    responses(("200", "removed", schema("Deleted")), &[("400", "bad scope"), ("404", "it has no limits of its own")])),
             },
             "/gc": {
                 "get": op("gcStatus", "The collector: settings, lease holder, last success, runs", no_params,

@@ -55,6 +55,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0008_bucket_config",
         sql: include_str!("../../migrations/sqlite/0008_bucket_config.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_limits",
+        sql: include_str!("../../migrations/sqlite/0009_limits.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -97,6 +102,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "0008_bucket_config",
         sql: include_str!("../../migrations/pg/0008_bucket_config.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "0009_limits",
+        sql: include_str!("../../migrations/pg/0009_limits.sql"),
     },
 ];
 

@@ -20,6 +20,7 @@ mod codec;
 mod gc;
 mod leases;
 mod lifecycle;
+mod limits;
 mod migrate;
 mod multipart;
 mod objects;
@@ -40,6 +41,7 @@ pub use bucket_config::ConfigKind;
 pub use gc::{ChunkMove, GcStore, PackChunk, Repoint, RepointOutcome, TenantSpace, Zombie};
 pub use leases::{LeaseFence, LeaseGrant, LeaseRecord, LeaseRequest, LeaseStore};
 pub use lifecycle::{LifecycleState, LifecycleVersion};
+pub use limits::LimitRow;
 pub use lock::{
     BucketLock, DefaultRetention, LockUpdate, ObjectLock, Retention, RetentionMode, RetentionPeriod,
 };
@@ -373,6 +375,18 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
         kind: ConfigKind,
         body: Option<&str>,
     ) -> MetaResult<()>;
+
+    // --- throttling overrides (`dooz admin limits`) ---
+    /// Every override, by scope and subject.
+    async fn limit_overrides(&self) -> MetaResult<Vec<LimitRow>>;
+    /// Stores (Some) or removes (None) one; whether a row was removed or
+    /// written.
+    async fn set_limit_override(
+        &self,
+        scope: &str,
+        subject: &str,
+        body: Option<&str>,
+    ) -> MetaResult<bool>;
 
     // --- lifecycle ---
     /// A bucket's lifecycle configuration (JSON), None without one; NoSuchBucket.

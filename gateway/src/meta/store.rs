@@ -14,9 +14,9 @@ use super::manifest::ManifestHead;
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
 use super::{
-    BucketAccess, ConfigKind, LifecycleState, LifecycleVersion, MetaResult, MetaStore,
+    BucketAccess, ConfigKind, LifecycleState, LifecycleVersion, LimitRow, MetaResult, MetaStore,
     PublicAccessBlock, StoredPolicy, Tags, access, accounts, bucket_config, check, lifecycle,
-    multipart, objects, refs, tagging, versions,
+    limits, multipart, objects, refs, tagging, versions,
 };
 
 /// The metadata store over one database; see `SqliteStore` and `PgStore`.
@@ -636,6 +636,33 @@ impl<D: Driver> MetaStore for SqlStore<D> {
             "set_bucket_config",
             tx_job!(tx, [bucket, body] =>
                 bucket_config::set(tx, &bucket, kind, body.as_deref()).await),
+        )
+        .await
+    }
+
+    async fn limit_overrides(&self) -> MetaResult<Vec<LimitRow>> {
+        read(
+            &self.db,
+            "limit_overrides",
+            tx_job!(tx, [] => limits::list(tx).await),
+        )
+        .await
+    }
+
+    async fn set_limit_override(
+        &self,
+        scope: &str,
+        subject: &str,
+        body: Option<&str>,
+    ) -> MetaResult<bool> {
+        let scope = scope.to_owned();
+        let subject = subject.to_owned();
+        let body = body.map(str::to_owned);
+        write(
+            &self.db,
+            "set_limit_override",
+            tx_job!(tx, [scope, subject, body] =>
+                limits::set(tx, &scope, &subject, body.as_deref()).await),
         )
         .await
     }

@@ -150,6 +150,7 @@ pub struct Access {
     pub(crate) buckets: Arc<BucketAccessCache>,
     /// The S3 listener serves TLS (aws:SecureTransport).
     pub(crate) secure: bool,
+    pub(crate) throttle: Arc<crate::throttle::Throttle>,
 }
 
 /// The access key anonymous requests are audited under.
@@ -358,6 +359,43 @@ pub fn decide(
 }
 
 impl Access {
+    /// Charges the request to its key, bucket, tenant and the gateway; over
+    /// a request rate it is refused here, before its body is read.
+    fn admit(
+        &self,
+        cx: &mut S3AccessContext<'_>,
+        caller: Option<&Credential>,
+        bucket: Option<&BucketInfo>,
+        bucket_name: Option<&str>,
+    ) -> S3Result<()> {
+        if !self.throttle.is_active() {
+            return Ok(());
+        }
+        let tenant = caller
+            .map(|c| c.principal.tenant_id)
+            .or(bucket.map(|b| b.tenant_id));
+        let who = crate::throttle::Subject {
+            tenant: tenant.map(|t| t.to_string()),
+            key: caller.map(|c| c.principal.access_key.as_str()),
+            // Only buckets that exist: a flood of made-up names adds nothing.
+            bucket: bucket.and(bucket_name),
+        };
+        let slot = cx
+            .extensions_mut()
+            .get::<crate::throttle::ThrottleSlot>()
+            .cloned();
+        self.throttle.admit(&who, slot.as_ref()).map_err(|r| {
+            let mut e = s3_error!(SlowDown, "Please reduce your request rate.");
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(r.retry_after_secs()),
+            );
+            e.set_headers(h);
+            e
+        })
+    }
+
     async fn caller(&self, cx: &S3AccessContext<'_>) -> S3Result<Option<Credential>> {
         let Some(creds) = cx.credentials() else {
             return Ok(None);
@@ -416,6 +454,12 @@ impl S3Access for Access {
             // Sharing across tenants is not served yet.
             return Err(denied());
         }
+        self.admit(
+            cx,
+            caller.as_ref(),
+            bucket.as_deref(),
+            bucket_name.as_deref(),
+        )?;
         let mut context = request_context(cx, caller.as_ref(), self.secure);
         if let Some(p) = cx.extensions_mut().get::<PeerAddr>() {
             context.set("aws:SourceIp", p.0.ip().to_canonical().to_string());

@@ -23,6 +23,7 @@ use crate::engine::{ChecksumAlgorithm, EngineError, ExpectedChecksums, MAX_OBJEC
 use crate::metrics::METRICS;
 use crate::net::PeerAddr;
 use crate::net::body::{BodyFailure, BodyOutcome, GuardedBody};
+use crate::throttle::{Direction, Paced, Throttle, ThrottleSlot};
 
 /// Seven days: the longest validity S3 allows a presigned URL.
 const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
@@ -52,6 +53,9 @@ pub struct Front {
     cors: Option<crate::engine::Engine>,
     /// Serves browser form uploads (POST Object); without it they are refused.
     post: Option<Arc<super::PostObject>>,
+    /// While any limit is set, requests carry a [`ThrottleSlot`] and their
+    /// bodies are paced.
+    throttle: Option<Arc<Throttle>>,
 }
 
 impl Front {
@@ -62,7 +66,15 @@ impl Front {
             audit: None,
             cors: None,
             post: None,
+            throttle: None,
         }
+    }
+
+    /// Paces request and response bodies by the `[limits]` bandwidth limits
+    /// (request rates are checked by the access check, after the signature).
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Self {
+        self.throttle = Some(throttle);
+        self
     }
 
     /// Serves POST Object (browser form uploads) instead of refusing them.
@@ -462,6 +474,14 @@ impl hyper::service::Service<Request<Incoming>> for Front {
         let audit = self.audit.clone().filter(|a| a.s3_mode() != S3Mode::Off);
         let cors = self.cors.clone();
         let post = self.post.clone();
+        let slot = self
+            .throttle
+            .as_ref()
+            .filter(|t| t.is_active())
+            .map(|_| ThrottleSlot::default());
+        if let Some(slot) = &slot {
+            req.extensions_mut().insert(slot.clone());
+        }
         Box::pin(async move {
             let started = Instant::now();
             let id = request_id();
@@ -503,10 +523,10 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                             error_response(status, code, &msg, &id)
                         }
                         (_, _, None) if op == "GetObjectAttributes" => {
-                            let res = serve(&s3, &cfg, req, &t, &id).await;
+                            let res = serve(&s3, &cfg, req, &t, &id, slot.as_ref()).await;
                             super::attributes::unquote_etag(res).await
                         }
-                        (_, _, None) => serve(&s3, &cfg, req, &t, &id).await,
+                        (_, _, None) => serve(&s3, &cfg, req, &t, &id, slot.as_ref()).await,
                     };
                     (op, t.bucket, who, res)
                 }
@@ -553,6 +573,7 @@ impl hyper::service::Service<Request<Incoming>> for Front {
                 bytes_in,
                 bytes_out,
                 latency_ms = (secs * 1000.0).round() as u64,
+                throttle = %slot.as_ref().map_or_else(|| "-".to_owned(), ThrottleSlot::outcome),
                 "request"
             );
             Ok(res)
@@ -568,6 +589,7 @@ async fn serve(
     req: Request<Incoming>,
     t: &Target,
     id: &str,
+    slot: Option<&ThrottleSlot>,
 ) -> Response<Body> {
     let buffered = (req.method() == Method::PUT || req.method() == Method::POST)
         && has_body(req.headers())
@@ -608,8 +630,13 @@ async fn serve(
         let outcome = outcome.clone();
         let budget = aws_chunked.then(|| cfg.budget.clone());
         let stall = cfg.body_stall;
+        let slot = slot.cloned();
         req.map(move |b| {
-            Body::http_body_unsync(GuardedBody::new(b, stall, outcome, budget, digest))
+            let guarded = GuardedBody::new(b, stall, outcome, budget, digest);
+            match slot {
+                Some(slot) => Body::http_body_unsync(Paced::new(guarded, slot, Direction::Ingress)),
+                None => Body::http_body_unsync(guarded),
+            }
         })
     };
     let res = match s3.call(guarded).await {
@@ -626,7 +653,13 @@ async fn serve(
     };
     match outcome.failure() {
         Some(f) if !res.status().is_success() => body_failure_response(f, id),
-        _ => res,
+        _ => match slot.filter(|s| s.pacer().is_some_and(|p| p.paces(Direction::Egress))) {
+            Some(slot) => {
+                let slot = slot.clone();
+                res.map(move |b| Body::http_body_unsync(Paced::new(b, slot, Direction::Egress)))
+            }
+            None => res,
+        },
     }
 }
 

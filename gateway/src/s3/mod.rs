@@ -158,6 +158,8 @@ pub struct AccessOptions {
     /// the front door's POST Object path (one cache, one decision).
     pub buckets: Arc<access::BucketAccessCache>,
     pub secure: bool,
+    /// Request-rate limits are applied by the access check.
+    pub throttle: Arc<crate::throttle::Throttle>,
 }
 
 /// The s3s service for an engine.
@@ -184,6 +186,7 @@ pub fn service(
         credentials,
         buckets,
         secure: access.secure,
+        throttle: access.throttle.clone(),
     });
     b.set_host(Hosts {
         domains: domains.to_vec(),

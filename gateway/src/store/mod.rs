@@ -28,6 +28,7 @@ use counting::counting_attempts;
 pub use staging::StagingFile;
 
 use crate::meta::PackKey;
+use crate::throttle::{BackendThrottle, Direction};
 
 /// Why a backend operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,8 @@ pub struct PackStore {
     /// The directory of a local backend, where interrupted writes leave
     /// staging files (see `staging.rs`).
     local_root: Option<std::path::PathBuf>,
+    /// `[limits.backends.NAME]`: requests and bytes wait for room here.
+    throttle: Option<Arc<BackendThrottle>>,
 }
 
 impl std::fmt::Debug for PackStore {
@@ -136,7 +139,17 @@ impl PackStore {
             prefix,
             create_only,
             local_root,
+            throttle: None,
         })
+    }
+
+    /// Waits for the backend's caps: one request of `bytes` bytes (when
+    /// known before it is made) in direction `dir`.
+    async fn pace(&self, dir: Direction, bytes: u64) {
+        if let Some(t) = &self.throttle {
+            t.request(dir).await;
+            t.bytes(bytes, dir).await;
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -168,8 +181,9 @@ impl PackStore {
 
     /// Writes a whole pack; returns once the backend acknowledged it durably.
     pub async fn put_pack(&self, id: &PackKey, bytes: Bytes) -> Result<(), StoreError> {
-        let started = Instant::now();
         let len = bytes.len();
+        self.pace(Direction::Egress, len as u64).await;
+        let started = Instant::now();
         let opts = PutOptions {
             mode: if self.create_only {
                 PutMode::Create
@@ -192,6 +206,8 @@ impl PackStore {
 
     /// Reads `range` of a pack (the frames a request needs).
     pub async fn get_range(&self, id: &PackKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.pace(Direction::Ingress, range.end.saturating_sub(range.start))
+            .await;
         let started = Instant::now();
         let (res, attempts) = counting_attempts(self.inner.get_range(&self.path(id), range)).await;
         crate::metrics::backend_request(&self.name, "get", started, res.is_ok(), attempts);
@@ -199,6 +215,7 @@ impl PackStore {
     }
 
     pub async fn get_pack(&self, id: &PackKey) -> Result<Bytes, StoreError> {
+        self.pace(Direction::Ingress, 0).await;
         let started = Instant::now();
         let (res, attempts) = counting_attempts(async {
             match self.inner.get(&self.path(id)).await {
@@ -208,10 +225,16 @@ impl PackStore {
         })
         .await;
         crate::metrics::backend_request(&self.name, "get", started, res.is_ok(), attempts);
-        res.map_err(|e| self.map_err(id, e))
+        let bytes = res.map_err(|e| self.map_err(id, e))?;
+        // Its size is known only now: the link is charged after the fact.
+        if let Some(t) = &self.throttle {
+            t.bytes(bytes.len() as u64, Direction::Ingress).await;
+        }
+        Ok(bytes)
     }
 
     pub async fn pack_size(&self, id: &PackKey) -> Result<u64, StoreError> {
+        self.pace(Direction::Ingress, 0).await;
         let started = Instant::now();
         let (res, attempts) = counting_attempts(self.inner.head(&self.path(id))).await;
         crate::metrics::backend_request(&self.name, "head", started, res.is_ok(), attempts);
@@ -219,6 +242,7 @@ impl PackStore {
     }
 
     pub async fn delete_pack(&self, id: &PackKey) -> Result<(), StoreError> {
+        self.pace(Direction::Egress, 0).await;
         let started = Instant::now();
         let (res, attempts) = counting_attempts(self.inner.delete(&self.path(id))).await;
         crate::metrics::backend_request(&self.name, "delete", started, res.is_ok(), attempts);
@@ -230,6 +254,7 @@ impl PackStore {
 
     /// Every pack on the backend with its size (for fsck and recovery).
     pub async fn list_packs(&self) -> Result<Vec<(PackKey, u64)>, StoreError> {
+        self.pace(Direction::Ingress, 0).await;
         let started = Instant::now();
         let (res, attempts) =
             counting_attempts(self.list_pack_objects().try_collect::<Vec<_>>()).await;
@@ -313,6 +338,16 @@ impl Backends {
             stores.insert(name.clone(), PackStore::open(name, cfg)?);
         }
         Ok(Self { stores })
+    }
+
+    /// Applies `[limits.backends]` caps (names are checked by the config).
+    pub fn with_limits(mut self, limits: &crate::throttle::LimitsConfig) -> Self {
+        for (name, store) in &mut self.stores {
+            if let Some(l) = limits.backends.get(name) {
+                store.throttle = BackendThrottle::new(l, limits.burst);
+            }
+        }
+        self
     }
 
     pub fn get(&self, name: &str) -> Result<&PackStore, StoreError> {

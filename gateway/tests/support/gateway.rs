@@ -66,6 +66,8 @@ pub struct Options {
     pub memory_budget: Option<usize>,
     /// Appended to a PostgreSQL connection string (e.g. TLS settings).
     pub meta_params: Option<String>,
+    /// `[limits]`.
+    pub limits: Option<dooz_gateway::throttle::LimitsConfig>,
 }
 
 impl Options {
@@ -82,6 +84,7 @@ impl Options {
             admin: None,
             memory_budget: None,
             meta_params: None,
+            limits: None,
         }
     }
 }
@@ -164,6 +167,9 @@ pub async fn start_with(opts: Options, meta: MetaHandle, seaweed: Option<Seaweed
     }
     if let Some(admin) = &opts.admin {
         cfg.admin = admin.clone();
+    }
+    if let Some(l) = &opts.limits {
+        cfg.limits = l.clone();
     }
     if let Some(b) = opts.memory_budget {
         cfg.chunking.memory_budget = b;
