@@ -215,10 +215,11 @@ def test_dashboard_names_only_metrics_dooz_exposes(scrape):
 
 def test_the_scrape_covers_what_an_operator_watches(scrape):
     """The rows of the dashboard: requests, latency, bytes, dedup, backends,
-    metadata, readiness, audit, garbage collection."""
+    metadata, readiness, audit, garbage collection, throttling."""
     for name in ("dooz_s3_requests_total", "dooz_s3_request_duration_seconds_bucket", "dooz_s3_received_bytes_total",
                  "dooz_logical_written_bytes_total", "dooz_stored_written_bytes_total", "dooz_chunks_total",
                  "dooz_backend_requests_total", "dooz_backend_up", "dooz_meta_up", "dooz_ready",
                  "dooz_audit_records_total", "process_resident_memory_bytes",
-                 "dooz_gc_last_success_timestamp_seconds", "dooz_gc_errors_total", "dooz_gc_runs_total"):
+                 "dooz_gc_last_success_timestamp_seconds", "dooz_gc_errors_total", "dooz_gc_runs_total",
+                 "dooz_throttled_requests_total", "dooz_throttle_delay_seconds_sum", "dooz_limit_overrides"):
         assert name in scrape, name

@@ -97,8 +97,24 @@ impl ThrottleMetrics {
 }
 
 /// The configured limits as gauges; a scope without a limit has no series.
+/// The refusal and delay series start at zero, so that dashboards and
+/// alerts see them before the first event.
 pub(super) fn publish_limits(cfg: &LimitsConfig) {
     let m = &*THROTTLE;
+    for scope in [
+        Scope::Global,
+        Scope::Tenant,
+        Scope::Key,
+        Scope::Bucket,
+        Scope::Backend,
+    ] {
+        if scope != Scope::Backend {
+            m.refused.with_label_values(&[scope.label()]).inc_by(0);
+        }
+        for dir in [Direction::Ingress, Direction::Egress] {
+            let _ = m.delay.with_label_values(&[scope.label(), dir.label()]);
+        }
+    }
     for (scope, limits) in [
         (Scope::Global, &cfg.global),
         (Scope::Tenant, &cfg.tenant),
