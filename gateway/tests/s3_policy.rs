@@ -461,7 +461,7 @@ async fn bucket_policy_deny_beats_the_admin_role(meta: Meta) {
     admin.create_bucket().bucket("vault").send().await.unwrap();
     put(&admin, "vault", "keep", b"forever").await;
     let deny = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"NoDeletes","Effect":"Deny","Principal":{{"AWS":"arn:dooz:iam::{}:root"}},"Action":["s3:DeleteObject","s3:DeleteBucket"],"Resource":["arn:aws:s3:::vault","arn:aws:s3:::vault/*"]}}]}}"#,
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"NoDeletes","Effect":"Deny","Principal":{{"AWS":"arn:dooz:iam::{}:root"}},"Action":["s3:DeleteObject","s3:DeleteBucket"],"Resource":["arn:aws:s3:::vault","arn:aws:s3:::vault/keep*"]}}]}}"#,
         g.tenant.name
     );
     admin
@@ -492,7 +492,9 @@ async fn bucket_policy_deny_beats_the_admin_role(meta: Meta) {
         ),
         "AccessDenied"
     );
-    // DeleteObjects is decided key by key.
+    // DeleteObjects is decided key by key, as S3 does: the denied key gets
+    // an AccessDenied entry, the others are deleted.
+    put(&admin, "vault", "scratch", b"temporary").await;
     let del = aws_sdk_s3::types::Delete::builder()
         .objects(
             aws_sdk_s3::types::ObjectIdentifier::builder()
@@ -500,20 +502,41 @@ async fn bucket_policy_deny_beats_the_admin_role(meta: Meta) {
                 .build()
                 .unwrap(),
         )
+        .objects(
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key("scratch")
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
+    let out = admin
+        .delete_objects()
+        .bucket("vault")
+        .delete(del)
+        .send()
+        .await
+        .unwrap();
+    let errors: Vec<(&str, &str)> = out
+        .errors()
+        .iter()
+        .map(|e| (e.key().unwrap_or_default(), e.code().unwrap_or_default()))
+        .collect();
+    assert_eq!(errors, vec![("keep", "AccessDenied")]);
+    let deleted: Vec<&str> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, vec!["scratch"]);
+    assert_eq!(get(&admin, "vault", "keep").await, b"forever");
     assert_eq!(
         code(
             admin
-                .delete_objects()
+                .head_object()
                 .bucket("vault")
-                .delete(del)
+                .key("scratch")
                 .send()
                 .await
         ),
-        "AccessDenied"
+        "NotFound"
     );
-    assert_eq!(get(&admin, "vault", "keep").await, b"forever");
     // Writes are not denied.
     put(&admin, "vault", "more", b"data").await;
     // The admin may still remove the policy, and then delete.

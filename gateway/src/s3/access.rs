@@ -144,6 +144,18 @@ pub struct Checked {
     bucket: Option<Arc<BucketInfo>>,
 }
 
+/// The keys (and version ids) of a DeleteObjects request the caller may
+/// not delete.
+#[derive(Clone, Debug, Default)]
+pub struct DeniedDeletes(pub std::collections::HashSet<(String, Option<String>)>);
+
+impl DeniedDeletes {
+    pub fn contains(&self, key: &str, version_id: Option<&str>) -> bool {
+        self.0
+            .contains(&(key.to_owned(), version_id.map(str::to_owned)))
+    }
+}
+
 /// The S3Access hook.
 pub struct Access {
     pub(crate) credentials: Arc<CredentialCache>,
@@ -527,8 +539,12 @@ impl S3Access for Access {
         Ok(())
     }
 
+    /// Each key is decided on its own: a denied key becomes an AccessDenied
+    /// entry in the result (the handler reads [`DeniedDeletes`]) and the
+    /// others are deleted, as S3 does.
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
         let checked = req.extensions.get::<Checked>().ok_or_else(denied)?;
+        let mut refused = DeniedDeletes::default();
         for o in &req.input.delete.objects {
             let action = if o.version_id.is_some() {
                 "s3:DeleteObjectVersion"
@@ -544,8 +560,13 @@ impl S3Access for Access {
                 &checked.context,
             );
             if !d.allowed() {
-                return Err(refuse(&d, action, &resource, checked.caller.as_ref()));
+                // Logged like any refusal; answered in the key's entry.
+                let _ = refuse(&d, action, &resource, checked.caller.as_ref());
+                refused.0.insert((o.key.clone(), o.version_id.clone()));
             }
+        }
+        if !refused.0.is_empty() {
+            req.extensions.insert(refused);
         }
         Ok(())
     }

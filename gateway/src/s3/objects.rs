@@ -416,7 +416,17 @@ pub async fn delete_objects(
     let bypass = i.bypass_governance_retention.unwrap_or(false);
     let mut deleted_objects = Vec::new();
     let mut errors = Vec::new();
+    let denied = req.extensions.get::<super::access::DeniedDeletes>();
     for obj in &i.delete.objects {
+        if denied.is_some_and(|d| d.contains(&obj.key, obj.version_id.as_deref())) {
+            errors.push(Error {
+                key: Some(obj.key.clone()),
+                version_id: obj.version_id.clone(),
+                code: Some("AccessDenied".to_owned()),
+                message: Some("Access Denied".to_owned()),
+            });
+            continue;
+        }
         match s
             .engine
             .delete_object(&who, &i.bucket, &obj.key, obj.version_id.as_deref(), bypass)
