@@ -92,8 +92,27 @@ fn open_connection(path: &Path, writer: bool) -> MetaResult<Connection> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| sqlite_err(e, &format!("open {}", path.display())))?;
-    configure(&conn, writer).map_err(|e| sqlite_err(e, "configure"))?;
-    Ok(conn)
+    // Switching a new database to WAL upgrades a shared lock to an
+    // exclusive one; when several processes open it at once, SQLite answers
+    // SQLITE_BUSY at once rather than wait (the busy handler is skipped to
+    // avoid a deadlock). Try again, as long as the busy timeout allows.
+    let started = std::time::Instant::now();
+    loop {
+        match configure(&conn, writer) {
+            Ok(()) => return Ok(conn),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(
+                    5 + u64::from(rand::random::<u8>() % 20),
+                ));
+            }
+            Err(e) => return Err(sqlite_err(e, "configure")),
+        }
+    }
 }
 
 fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
