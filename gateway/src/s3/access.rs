@@ -176,8 +176,9 @@ fn header<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The condition keys known when a request arrives.
-fn request_context(cx: &S3AccessContext<'_>, caller: Option<&Credential>, secure: bool) -> Context {
+/// The condition keys every request has: the time, the transport and who
+/// the caller is.
+fn base_context(caller: Option<&Credential>, secure: bool) -> Context {
     let mut c = Context::new();
     let now = time::OffsetDateTime::now_utc();
     if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
@@ -197,6 +198,12 @@ fn request_context(cx: &S3AccessContext<'_>, caller: Option<&Credential>, secure
     } else {
         c.set("aws:PrincipalType", "Anonymous");
     }
+    c
+}
+
+/// The condition keys known when a request arrives.
+fn request_context(cx: &S3AccessContext<'_>, caller: Option<&Credential>, secure: bool) -> Context {
+    let mut c = base_context(caller, secure);
     let headers = cx.headers();
     let query: Vec<(String, String)> = cx
         .uri()
@@ -260,7 +267,9 @@ fn request_context(cx: &S3AccessContext<'_>, caller: Option<&Credential>, secure
         let date = q("X-Amz-Date").or_else(|| header(headers, "x-amz-date"));
         let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
         if let Some(signed) = date.and_then(|d| time::PrimitiveDateTime::parse(d, &fmt).ok()) {
-            let age = (now - signed.assume_utc()).whole_milliseconds().max(0);
+            let age = (time::OffsetDateTime::now_utc() - signed.assume_utc())
+                .whole_milliseconds()
+                .max(0);
             c.set("s3:signatureAge", age.to_string());
         }
     }
@@ -275,21 +284,7 @@ pub fn form_context(
     peer: Option<std::net::SocketAddr>,
     secure: bool,
 ) -> Context {
-    let mut c = Context::new();
-    let now = time::OffsetDateTime::now_utc();
-    if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
-        c.set("aws:CurrentTime", t);
-    }
-    c.set("aws:EpochTime", now.unix_timestamp().to_string());
-    c.set("aws:SecureTransport", secure.to_string());
-    c.set("aws:username", caller.user_name.to_string());
-    c.set("aws:userid", caller.principal.access_key.clone());
-    c.set("aws:PrincipalAccount", caller.tenant_name.to_string());
-    c.set(
-        "aws:PrincipalArn",
-        user_arn(&caller.tenant_name, &caller.user_name),
-    );
-    c.set("aws:PrincipalType", "User");
+    let mut c = base_context(Some(caller), secure);
     c.set("s3:authType", "POST");
     c.set("s3:signatureversion", "AWS4-HMAC-SHA256");
     if let Some(p) = peer {
@@ -420,12 +415,7 @@ impl Access {
     }
 }
 
-fn refuse(
-    decision: &Decision,
-    action: &str,
-    resource: &str,
-    who: Option<&Credential>,
-) -> s3s::S3Error {
+fn log_refusal(decision: &Decision, action: &str, resource: &str, who: Option<&Credential>) {
     tracing::debug!(
         access_key = who.map_or(ANONYMOUS, |c| c.principal.access_key.as_str()),
         action,
@@ -433,6 +423,15 @@ fn refuse(
         %decision,
         "request denied"
     );
+}
+
+fn refuse(
+    decision: &Decision,
+    action: &str,
+    resource: &str,
+    who: Option<&Credential>,
+) -> s3s::S3Error {
+    log_refusal(decision, action, resource, who);
     denied()
 }
 
@@ -561,7 +560,7 @@ impl S3Access for Access {
             );
             if !d.allowed() {
                 // Logged like any refusal; answered in the key's entry.
-                let _ = refuse(&d, action, &resource, checked.caller.as_ref());
+                log_refusal(&d, action, &resource, checked.caller.as_ref());
                 refused.0.insert((o.key.clone(), o.version_id.clone()));
             }
         }

@@ -8,8 +8,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
-use governor::Quota;
-use governor::clock::MonotonicClock;
 use serde::{Deserialize, Serialize};
 
 use super::{ByteRate, ByteSize, CELL, Direction, Limiter, RequestRate, Scope, THROTTLE};
@@ -40,23 +38,10 @@ impl BackendThrottle {
         if limits.requests.is_none() && limits.bandwidth.is_none() {
             return None;
         }
-        let burst_cells = u32::try_from(burst.0 / CELL).unwrap_or(u32::MAX).max(1);
-        let requests = limits.requests.map(|r| {
-            let quota = Quota::with_period(r.interval())
-                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
-                .allow_burst(NonZeroU32::new(r.count).unwrap_or(NonZeroU32::MIN));
-            Limiter::direct_with_clock(quota, MonotonicClock)
-        });
-        let bandwidth = limits.bandwidth.map(|b| {
-            let cells = u32::try_from((b.0 / CELL).max(1)).unwrap_or(u32::MAX);
-            let quota = Quota::per_second(NonZeroU32::new(cells).unwrap_or(NonZeroU32::MIN))
-                .allow_burst(NonZeroU32::new(burst_cells).unwrap_or(NonZeroU32::MIN));
-            Limiter::direct_with_clock(quota, MonotonicClock)
-        });
         Some(Arc::new(Self {
-            requests,
-            bandwidth,
-            burst_cells,
+            requests: limits.requests.map(super::request_limiter),
+            bandwidth: limits.bandwidth.map(|b| super::bandwidth_limiter(b, burst)),
+            burst_cells: super::burst_cells(burst),
         }))
     }
 

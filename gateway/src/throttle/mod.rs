@@ -180,28 +180,36 @@ struct Limiters {
     last_used: AtomicU64,
 }
 
+/// A request-rate limiter; one period's worth in a burst (`10/min` admits
+/// 10 at once).
+fn request_limiter(r: RequestRate) -> Limiter {
+    let burst = NonZeroU32::new(r.count).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(r.interval())
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+        .allow_burst(burst);
+    Limiter::direct_with_clock(quota, MonotonicClock)
+}
+
+/// Whole cells in `burst` (at least one).
+fn burst_cells(burst: ByteSize) -> u32 {
+    u32::try_from(burst.0 / CELL).unwrap_or(u32::MAX).max(1)
+}
+
+/// A bandwidth limiter counting KiB cells, bursting up to `burst`.
+fn bandwidth_limiter(rate: ByteRate, burst: ByteSize) -> Limiter {
+    let cells = u32::try_from((rate.0 / CELL).max(1)).unwrap_or(u32::MAX);
+    let quota = Quota::per_second(NonZeroU32::new(cells).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst_cells(burst)).unwrap_or(NonZeroU32::MIN));
+    Limiter::direct_with_clock(quota, MonotonicClock)
+}
+
 impl Limiters {
     fn new(scope: Scope, limits: &ScopeLimits, burst: ByteSize) -> Self {
-        let requests = limits.requests.map(|r| {
-            // One period's worth in a burst: `10/min` allows 10 at once.
-            let burst = NonZeroU32::new(r.count).unwrap_or(NonZeroU32::MIN);
-            let quota = Quota::with_period(r.interval())
-                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
-                .allow_burst(burst);
-            Limiter::direct_with_clock(quota, MonotonicClock)
-        });
-        let bandwidth = |rate: ByteRate| {
-            let cells = u32::try_from((rate.0 / CELL).max(1)).unwrap_or(u32::MAX);
-            let burst_cells = u32::try_from(burst.0 / CELL).unwrap_or(u32::MAX);
-            let quota = Quota::per_second(NonZeroU32::new(cells).unwrap_or(NonZeroU32::MIN))
-                .allow_burst(NonZeroU32::new(burst_cells).unwrap_or(NonZeroU32::MIN));
-            Limiter::direct_with_clock(quota, MonotonicClock)
-        };
         Self {
             scope,
-            requests,
-            ingress: limits.ingress.map(bandwidth),
-            egress: limits.egress.map(bandwidth),
+            requests: limits.requests.map(request_limiter),
+            ingress: limits.ingress.map(|r| bandwidth_limiter(r, burst)),
+            egress: limits.egress.map(|r| bandwidth_limiter(r, burst)),
             last_used: AtomicU64::new(0),
         }
     }
@@ -491,7 +499,8 @@ impl Throttle {
             && !chain.is_empty()
         {
             // Whole cells, so that a piece never needs more than the burst.
-            let piece = usize::try_from(self.cfg.burst.0 / CELL * CELL).unwrap_or(usize::MAX);
+            let piece = usize::try_from(u64::from(burst_cells(self.cfg.burst)) * CELL)
+                .unwrap_or(usize::MAX);
             let _ = slot.0.pacer.set(Arc::new(Pacer {
                 limiters: chain,
                 piece,
