@@ -203,6 +203,11 @@ pub struct ChunkingConfig {
     /// Ranged pack reads one GET keeps in flight ahead of the client, when
     /// the memory budget has room for them.
     pub read_ahead: usize,
+    /// CompleteMultipartUpload re-chunks the bytes around part boundaries
+    /// so a multipart object gets the chunks one PutObject of the same
+    /// bytes would, and dedups against it (costs two to three average
+    /// chunks re-read and re-sealed per part; see docs/OPERATIONS.md).
+    pub heal_boundaries: bool,
 }
 
 impl Default for ChunkingConfig {
@@ -216,6 +221,7 @@ impl Default for ChunkingConfig {
             packs_in_flight: 2,
             memory_budget: 256 * 1024 * 1024,
             read_ahead: 4,
+            heal_boundaries: true,
         }
     }
 }

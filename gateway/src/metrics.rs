@@ -26,6 +26,8 @@ pub struct Metrics {
     pub logical_bytes: IntCounter,
     pub stored_bytes: IntCounter,
     pub chunks: IntCounterVec,
+    pub healed_boundaries: IntCounter,
+    pub healed_bytes: IntCounter,
     pub backend_requests: IntCounterVec,
     pub backend_duration: HistogramVec,
     pub backend_written_bytes: IntCounterVec,
@@ -161,6 +163,16 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "dooz_chunks_total",
             "Chunks written, by whether they were new or deduplicated",
             &["kind"],
+        ),
+        healed_boundaries: counter(
+            &r,
+            "dooz_multipart_healed_regions_total",
+            "Regions around multipart part boundaries re-chunked at completion",
+        ),
+        healed_bytes: counter(
+            &r,
+            "dooz_multipart_healed_read_bytes_total",
+            "Plaintext bytes read back to re-chunk part boundaries at completion",
         ),
         backend_requests: counter_vec(
             &r,

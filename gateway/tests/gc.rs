@@ -14,27 +14,13 @@ use std::time::Duration;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
-use dooz_gateway::jobs::{Collector, GcConfig, GcReport};
+use dooz_gateway::jobs::{Collector, GcConfig};
 use md5::Digest as _;
-use support::gateway::{Backend, Gateway, Meta, Options, local_packs_dir, start};
+use support::gateway::{Backend, Gateway, Meta, Options, collect, eager, local_packs_dir, start};
 use support::{code, get, pseudo_random, put};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MIB: usize = 1024 * 1024;
-
-/// A collector that deletes as soon as nothing references: grace 0, one
-/// clock. The background worker is off; tests run the collector themselves.
-fn eager() -> GcConfig {
-    GcConfig {
-        enabled: false,
-        grace: Duration::ZERO,
-        clock_skew: Duration::ZERO,
-        max_rewrite_bytes_per_sec: 0,
-        max_deletes_per_sec: 0,
-        lease_ttl: Duration::from_secs(3),
-        ..GcConfig::default()
-    }
-}
 
 fn dooz() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dooz"))
@@ -60,13 +46,6 @@ fn dooz_json(g: &Gateway, args: &[&str]) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
-}
-
-async fn collect(g: &Gateway) -> GcReport {
-    Collector::new(g.engine().clone(), g.cfg.gc.clone())
-        .run(false, &mut |_| {})
-        .await
-        .unwrap_or_else(|f| panic!("gc run failed: {} ({:?})", f.error, f.report))
 }
 
 /// Pack bytes on the backend, and how many staging files a local one holds.

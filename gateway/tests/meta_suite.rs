@@ -1270,6 +1270,7 @@ fn completion(fx: &Fx, key: &str, parts: &[&Part]) -> ObjectCommit {
             size: p.size,
             chunk_count: p.manifest.chunks.len() as u32,
             etag: p.etag.clone(),
+            lead: 0,
         });
         m.chunks.extend(p.manifest.chunks.iter().cloned());
     }

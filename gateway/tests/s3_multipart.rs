@@ -883,3 +883,232 @@ async fn two_gib_multipart_four_parts_at_a_time() {
     assert_eq!(part, PARTS as u64 + 1, "read every part");
     g.fsck_clean().await;
 }
+
+/// Uploads `body` as a multipart upload in parts of `part_size` bytes.
+async fn upload_in_parts(c: &Client, b: &str, k: &str, body: &[u8], part_size: usize) {
+    let id = c
+        .create_multipart_upload()
+        .bucket(b)
+        .key(k)
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let mut parts = Vec::new();
+    for (i, piece) in body.chunks(part_size).enumerate() {
+        parts.push(upload_part(c, b, k, &id, i as i32 + 1, piece).await);
+    }
+    c.complete_multipart_upload()
+        .bucket(b)
+        .key(k)
+        .upload_id(&id)
+        .multipart_upload(done(parts))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The chunk ids of the latest version of `key`, in order.
+async fn chunk_ids(g: &Gateway, b: &str, k: &str) -> Vec<[u8; 32]> {
+    let v = g
+        .engine()
+        .meta()
+        .get_object(b, k, None)
+        .await
+        .unwrap()
+        .unwrap();
+    v.manifest.chunks.iter().map(|c| c.id).collect()
+}
+
+/// Asserts two chunk lists are equal, saying how many entries differ.
+fn assert_same_chunks(got: &[[u8; 32]], want: &[[u8; 32]], what: &str) {
+    let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
+    assert!(
+        got == want,
+        "{what}: {} chunks against {}, {differ} ids differ",
+        got.len(),
+        want.len()
+    );
+}
+
+/// Bytes of new chunk frames the gateway has written so far.
+async fn stored_so_far(g: &Gateway) -> f64 {
+    support::metrics::metric(&g.admin, "dooz_stored_written_bytes_total", &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_objects_get_the_chunks_of_one_put() {
+    // 64/256/1024 KiB chunks: every 5 MiB+ part holds many of them.
+    let mut opts = Options::new(Meta::Sqlite, Backend::Local);
+    opts.chunking = Some((64 * 1024, 256 * 1024, 1024 * 1024));
+    opts.gc = Some(support::gateway::eager());
+    let g = start(opts).await;
+    let c = g.client();
+    c.create_bucket().bucket("heal").send().await.unwrap();
+    let body = data(23 * MIB + 12_345, 21);
+    support::put(&c, "heal", "one", &body).await;
+    let want = chunk_ids(&g, "heal", "one").await;
+    let one_put = g.backend_bytes().await;
+    assert!(want.len() > 40, "{} chunks", want.len());
+
+    for (n, part_size) in [5 * MIB, 6 * MIB + 7, 8 * MIB].into_iter().enumerate() {
+        let key = format!("mp{n}");
+        // The parts store their own boundary chunks; completing them
+        // re-chunks the boundaries into chunks that all exist already.
+        let id = c
+            .create_multipart_upload()
+            .bucket("heal")
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .upload_id
+            .unwrap();
+        let mut parts = Vec::new();
+        for (i, piece) in body.chunks(part_size).enumerate() {
+            parts.push(upload_part(&c, "heal", &key, &id, i as i32 + 1, piece).await);
+        }
+        let before = stored_so_far(&g).await;
+        c.complete_multipart_upload()
+            .bucket("heal")
+            .key(&key)
+            .upload_id(&id)
+            .multipart_upload(done(parts))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            stored_so_far(&g).await,
+            before,
+            "completion stored nothing new"
+        );
+        let got = chunk_ids(&g, "heal", &key).await;
+        assert_same_chunks(&got, &want, &format!("part size {part_size}"));
+        assert_eq!(get(&c, "heal", &key).await, body);
+        // Part 2 read by number: its bytes, though chunks straddle it.
+        let part2 = c
+            .get_object()
+            .bucket("heal")
+            .key(&key)
+            .part_number(2)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            part2.parts_count,
+            Some(body.len().div_ceil(part_size) as i32)
+        );
+        let got = part2.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&got[..], &body[part_size..2 * part_size]);
+        // A range starting inside a straddling chunk.
+        let (from, to) = (part_size - 1000, part_size + 5000);
+        let ranged = c
+            .get_object()
+            .bucket("heal")
+            .key(&key)
+            .range(format!("bytes={from}-{to}"))
+            .send()
+            .await
+            .unwrap();
+        let got = ranged.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&got[..], &body[from..=to]);
+    }
+    let healed =
+        support::metrics::metric(&g.admin, "dooz_multipart_healed_regions_total", &[]).await;
+    assert!(healed >= 4.0 + 3.0 + 2.0, "{healed} regions healed");
+    g.fsck_clean().await;
+    // The parts' own boundary chunks are referenced by nothing now: once
+    // collected, four copies of the bytes cost what one PUT did.
+    support::gateway::collect(&g).await;
+    g.fsck_clean().await;
+    let after = g.backend_bytes().await;
+    assert!(
+        after <= one_put + one_put / 50,
+        "backend holds {after} bytes after gc, one PUT stored {one_put}"
+    );
+    for key in ["one", "mp0", "mp1", "mp2"] {
+        assert_eq!(get(&c, "heal", key).await, body, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_smaller_than_the_largest_chunk_heal_too() {
+    // 5 MiB parts with chunks of up to 8 MiB: chunks span whole parts.
+    let mut opts = Options::new(Meta::Postgres, Backend::Local);
+    opts.chunking = Some((1024 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024));
+    let g = start(opts).await;
+    let c = g.client();
+    c.create_bucket().bucket("heal").send().await.unwrap();
+    let body = data(31 * MIB + 999, 22);
+    support::put(&c, "heal", "one", &body).await;
+    upload_in_parts(&c, "heal", "mp", &body, 5 * MIB).await;
+    assert_same_chunks(
+        &chunk_ids(&g, "heal", "mp").await,
+        &chunk_ids(&g, "heal", "one").await,
+        "5 MiB parts",
+    );
+    assert_eq!(get(&c, "heal", "mp").await, body);
+    for n in [1usize, 4, 7] {
+        let got = c
+            .get_object()
+            .bucket("heal")
+            .key("mp")
+            .part_number(n as i32)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let from = (n - 1) * 5 * MIB;
+        assert_eq!(
+            &got[..],
+            &body[from..(from + 5 * MIB).min(body.len())],
+            "part {n}"
+        );
+    }
+    g.fsck_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insertion_into_a_multipart_object_stores_few_new_chunks() {
+    // aws cli's shape: 8 MiB parts; a second version with 100 KiB inserted
+    // early shifts every later byte against the part boundaries.
+    let mut opts = Options::new(Meta::Sqlite, Backend::Local);
+    opts.chunking = Some((64 * 1024, 256 * 1024, 1024 * 1024));
+    opts.gc = Some(support::gateway::eager());
+    let g = start(opts).await;
+    let c = g.client();
+    c.create_bucket().bucket("heal").send().await.unwrap();
+    let v1 = data(40 * MIB, 23);
+    let mut v2 = v1.clone();
+    let inserted = data(100 * 1024, 24);
+    v2.splice(3 * MIB + 17..3 * MIB + 17, inserted.iter().copied());
+    upload_in_parts(&c, "heal", "v1", &v1, 8 * MIB).await;
+    support::gateway::collect(&g).await;
+    let base = g.backend_bytes().await;
+    upload_in_parts(&c, "heal", "v2", &v2, 8 * MIB).await;
+    assert_eq!(get(&c, "heal", "v2").await, v2);
+
+    let old: std::collections::HashSet<[u8; 32]> =
+        chunk_ids(&g, "heal", "v1").await.into_iter().collect();
+    let fresh = chunk_ids(&g, "heal", "v2")
+        .await
+        .into_iter()
+        .filter(|id| !old.contains(id))
+        .count();
+    // The chunks around the insertion only; without healing every one of
+    // the four boundaries after it adds its own.
+    assert!(fresh <= 5, "{fresh} chunks of v2 are not in v1");
+    support::gateway::collect(&g).await;
+    g.fsck_clean().await;
+    let grew = g.backend_bytes().await.saturating_sub(base);
+    assert!(
+        grew <= 100 * 1024 + 4 * 1024 * 1024,
+        "the second version added {grew} bytes to the backend"
+    );
+    assert_eq!(get(&c, "heal", "v1").await, v1);
+}

@@ -255,6 +255,7 @@ async fn soak_kill9_under_gc_and_write_load_loses_nothing() {
         }
     }
 
+    let last_kill = tokio::time::Instant::now();
     let mut server = serve(&config, port, admin, &dir.path().join("final.log"));
     let c = client(port);
     let snapshot = allowed.lock().unwrap().clone();
@@ -262,8 +263,14 @@ async fn soak_kill9_under_gc_and_write_load_loses_nothing() {
     assert_eq!(server.terminate(Duration::from_secs(30)), Some(0));
 
     // The last collection: grace 0, compaction down to 97% live. A server
-    // killed with SIGKILL keeps its collector lease until it expires
-    // (lease_ttl, 3 s): meanwhile `dooz gc` says so with exit 3; wait it out.
+    // killed with SIGKILL keeps its leases until they expire (lease_ttl,
+    // 3 s): its collector lease makes `dooz gc` exit 3 meanwhile, and its
+    // upload lease still protects everything newer than the oldest upload it
+    // had in flight (the collector cannot tell a dead gateway from a slow
+    // one). Cycles last about a second, so the last three killed servers'
+    // leases are still live here: wait them out, as an operator's next run
+    // would.
+    tokio::time::sleep_until(last_kill + Duration::from_millis(3500)).await;
     let mut busy = 0;
     let run = loop {
         let mut gc = dooz(&config);

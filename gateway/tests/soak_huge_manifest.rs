@@ -55,6 +55,7 @@ async fn huge_manifests_are_read_only_where_needed() {
             size: part_size,
             chunk_count: (unit.len() * reps) as u32,
             etag: format!("\"{:032x}\"", n),
+            lead: 0,
         });
         for _ in 0..reps {
             manifest.chunks.extend(unit.iter().cloned());

@@ -421,6 +421,7 @@ fn read_stream(state: ReadState) -> ObjectBody {
     Box::pin(stream::unfold(state, |mut st| async move {
         loop {
             if let Some(b) = st.ready.pop_front() {
+                METRICS.s3_sent_bytes.inc_by(b.len() as u64);
                 return Some((Ok(b), st));
             }
             if st.failed {
@@ -445,7 +446,7 @@ fn read_stream(state: ReadState) -> ObjectBody {
     }))
 }
 
-async fn fetch(
+pub(super) async fn fetch(
     store: Option<PackStore>,
     keyring: Arc<Keyring>,
     read: Read,
@@ -508,8 +509,6 @@ pub(super) async fn open_pieces(
     })
     .await
     .map_err(|e| EngineError::Internal(format!("open task: {e}")))??;
-    let sent: usize = pieces.iter().map(Bytes::len).sum();
-    METRICS.s3_sent_bytes.inc_by(sent as u64);
     Ok(pieces)
 }
 

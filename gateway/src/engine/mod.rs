@@ -10,6 +10,7 @@ mod discard;
 mod encryption;
 mod error;
 mod get;
+mod heal;
 mod keys;
 mod lifecycle;
 mod list;
@@ -112,6 +113,8 @@ pub struct EngineConfig {
     /// Milliseconds in a lifecycle day: [`DAY_MS`] unless the test-only
     /// `lifecycle.debug_day_secs` shortens it.
     pub lifecycle_day_ms: i64,
+    /// Re-chunk part boundaries at CompleteMultipartUpload (`heal.rs`).
+    pub heal_boundaries: bool,
 }
 
 impl EngineConfig {
@@ -130,6 +133,7 @@ impl EngineConfig {
             read_ahead: c.read_ahead,
             default_backend: default_backend.to_owned(),
             lifecycle_day_ms: DAY_MS,
+            heal_boundaries: c.heal_boundaries,
         }
     }
 }

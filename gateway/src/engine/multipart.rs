@@ -331,7 +331,8 @@ impl Engine {
         let _memory = self
             .inner
             .budget
-            .reserve(chunk_count.saturating_mul(COMPLETION_BYTES_PER_CHUNK))
+            // Twice: the parts' manifest and the healed one.
+            .reserve(chunk_count.saturating_mul(2 * COMPLETION_BYTES_PER_CHUNK))
             .await?;
         if let Some(declared) = req.object_size
             && declared != size
@@ -361,9 +362,29 @@ impl Engine {
                 chunk_count: u32::try_from(p.manifest.chunks.len())
                     .map_err(|_| EngineError::Internal("part has too many chunks".into()))?,
                 etag: p.etag.clone(),
+                lead: 0,
             });
             manifest.chunks.extend(p.manifest.chunks.iter().cloned());
         }
+        // Re-chunk the part boundaries (before the commit, under the
+        // upload lease: packs of a completion that dies are swept).
+        let tenant = self.tenant(b.tenant_id).await?;
+        let store = self.inner.backends.get(&b.backend)?.clone();
+        let in_flight = self.inner.uploads.begin();
+        let healed = self
+            .heal_boundaries(&tenant, &store, &manifest, in_flight.fence())
+            .await?;
+        let (object_manifest, new_chunks, new_packs) = match healed {
+            Some(h) => {
+                tracing::debug!(
+                    upload = %req.upload_id, regions = h.regions, reread_bytes = h.reread_bytes,
+                    new_chunks = h.new_chunks.len(), "re-chunked part boundaries"
+                );
+                (h.manifest, h.new_chunks, h.new_packs)
+            }
+            None => (manifest.clone(), Vec::new(), Vec::new()),
+        };
+        let written: Vec<[u8; 16]> = new_packs.iter().map(|p| p.id).collect();
         let mut attrs = upload.attrs.clone();
         attrs.size = size;
         attrs.etag = etag.clone();
@@ -375,18 +396,24 @@ impl Engine {
             key: req.key.clone(),
             attrs,
             created_at: now_millis(),
-            manifest,
-            new_chunks: Vec::new(),
-            new_packs: Vec::new(),
+            manifest: object_manifest,
+            new_chunks,
+            new_packs,
             conditions: req.conditions,
             lock: upload.object_lock,
         };
-        let version_id = match self
+        let committed = self
             .inner
             .meta
-            .complete_multipart(&req.upload_id, commit)
-            .await
+            .complete_multipart_from(&req.upload_id, commit, manifest)
+            .await;
+        if let Err(e) = &committed
+            && e.nothing_committed()
         {
+            self.discard_packs(&store, &written).await;
+        }
+        drop(in_flight);
+        let version_id = match committed {
             Ok(out) => super::shown_version_id(&b, &out.version_id),
             // A part replaced between our read and the commit.
             Err(MetaError::NotFound { what: "part", .. }) => {

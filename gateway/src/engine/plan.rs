@@ -173,22 +173,43 @@ impl Entries {
     }
 }
 
-/// For a format-1 manifest with parts: the index of the first entry of the
-/// part holding `start`, and that part's plaintext offset. Otherwise the
-/// start (entries vary in size, so there is nothing to compute a jump from).
+/// For a format-1 or -3 manifest with parts: the index of the last entry
+/// that starts at or before `start` and begins a part's own entries, and its
+/// plaintext offset. Otherwise the start (entries vary in size, so there is
+/// nothing to compute a jump from).
 fn jump(parts: &[ManifestPart], head: ManifestHead, start: u64) -> (u64, u64) {
-    if head.format != 1 {
-        return (0, 0);
-    }
-    let (mut index, mut offset) = (0u64, 0u64);
-    for p in parts {
-        if offset + p.size > start {
-            break;
+    match head.format {
+        1 => {
+            let (mut index, mut offset) = (0u64, 0u64);
+            for p in parts {
+                if offset + p.size > start {
+                    break;
+                }
+                index += u64::from(p.chunk_count);
+                offset += p.size;
+            }
+            (index.min(head.chunk_count), offset)
         }
-        index += u64::from(p.chunk_count);
-        offset += p.size;
+        // Chunks straddle parts: a part's first own entry starts `lead`
+        // bytes in, and a part inside one long chunk has no entry at all.
+        3 => {
+            let (mut index, mut offset) = (0u64, 0u64);
+            let mut best = (0, 0);
+            for p in parts {
+                let first = offset + u64::from(p.lead);
+                if p.chunk_count > 0 {
+                    if first > start {
+                        break;
+                    }
+                    best = (index.min(head.chunk_count), first);
+                }
+                index += u64::from(p.chunk_count);
+                offset += p.size;
+            }
+            best
+        }
+        _ => (0, 0),
     }
-    (index.min(head.chunk_count), offset)
 }
 
 /// Entries of `[start, end)` of an object, planned into reads a window at
@@ -342,6 +363,7 @@ mod tests {
             size,
             chunk_count,
             etag: String::new(),
+            lead: 0,
         };
         let parts = [part(1, 100, 3), part(2, 50, 2), part(3, 70, 4)];
         let head = |format| ManifestHead {
@@ -357,5 +379,35 @@ mod tests {
         assert_eq!(jump(&parts, head(1), 10_000), (9, 220));
         assert_eq!(jump(&parts, head(2), 160), (0, 0));
         assert_eq!(jump(&[], head(1), 160), (0, 0));
+    }
+
+    #[test]
+    fn jumps_over_straddling_chunks() {
+        // Parts [0,100) [100,150) [150,220); entries [0,60) [60,120)
+        // [120,200) [200,220): the second and third straddle a boundary.
+        let part = |n, size, chunk_count, lead| ManifestPart {
+            part_number: n,
+            size,
+            chunk_count,
+            etag: String::new(),
+            lead,
+        };
+        let parts = [part(1, 100, 2, 0), part(2, 50, 1, 20), part(3, 70, 1, 50)];
+        let head = ManifestHead {
+            format: 3,
+            chunks_at: 0,
+            chunk_count: 4,
+            len: 0,
+        };
+        assert_eq!(jump(&parts, head, 0), (0, 0));
+        assert_eq!(jump(&parts, head, 110), (0, 0));
+        assert_eq!(jump(&parts, head, 119), (0, 0));
+        assert_eq!(jump(&parts, head, 120), (2, 120));
+        assert_eq!(jump(&parts, head, 199), (2, 120));
+        assert_eq!(jump(&parts, head, 200), (3, 200));
+        // Entries [0,180) [180,220): part 2 lies inside the first.
+        let inside = [part(1, 100, 1, 0), part(2, 50, 0, 0), part(3, 70, 1, 30)];
+        assert_eq!(jump(&inside, head, 140), (0, 0));
+        assert_eq!(jump(&inside, head, 180), (1, 180));
     }
 }

@@ -192,16 +192,49 @@ impl Engine {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        let mut ing = self
+            .start_ingest(tenant, store, algorithms, fence, 0)
+            .await?;
+        let fed = match ing.feed(&mut body, max_size).await {
+            Ok(()) => ing.drain().await,
+            Err(e) => Err(e),
+        };
+        match fed {
+            Ok(()) => Ok(ing.into_staged()),
+            Err(e) => {
+                ing.abandon().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// An ingest with its working memory reserved and nothing read yet:
+    /// `ingest` feeds it a body; boundary healing (`heal.rs`) feeds it the
+    /// plaintext around part boundaries, and reserves `extra` bytes for
+    /// reading it in the same reservation (never holding one while waiting
+    /// for another).
+    pub(super) async fn start_ingest(
+        &self,
+        tenant: &Tenant,
+        store: &PackStore,
+        algorithms: Vec<ChecksumAlgorithm>,
+        fence: Option<LeaseFence>,
+        extra: usize,
+    ) -> EngineResult<Ingest> {
         let keyring = self.keyring_of(tenant).await?;
         let cfg = &self.inner.cfg;
         let chunker = Chunker::new(cfg.chunker, keyring.cdc_seed())
             .map_err(|e| EngineError::Internal(format!("chunker: {e}")))?;
         // Before the first byte of the body is read (s3s reads lazily).
-        let mut working = self.inner.budget.reserve(cfg.upload_reservation()).await?;
+        let mut working = self
+            .inner
+            .budget
+            .reserve(cfg.upload_reservation() + extra)
+            .await?;
         let first_pack = working
             .split(cfg.pack_capacity())
             .ok_or_else(|| EngineError::Internal("upload reservation too small".into()))?;
-        let mut ing = Ingest {
+        Ok(Ingest {
             _working: working,
             spare: Some(first_pack),
             engine: self.clone(),
@@ -224,18 +257,7 @@ impl Engine {
             fence,
             stored_bytes: 0,
             dedup_chunks: 0,
-        };
-        let fed = match ing.feed(&mut body, max_size).await {
-            Ok(()) => ing.drain().await,
-            Err(e) => Err(e),
-        };
-        match fed {
-            Ok(()) => Ok(ing.into_staged()),
-            Err(e) => {
-                ing.abandon().await;
-                Err(e)
-            }
-        }
+        })
     }
 }
 
@@ -257,7 +279,7 @@ struct OpenPack {
     memory: Reservation,
 }
 
-struct Ingest {
+pub(super) struct Ingest {
     /// The working set (see `EngineConfig::ingest_working_set`).
     _working: Reservation,
     /// A pack buffer's reservation not in use: the one reserved up front, or
@@ -315,9 +337,39 @@ impl Ingest {
         Ok(())
     }
 
+    /// Chunks plaintext that is not a request body (no checksums, no size
+    /// cap): the bytes around part boundaries being re-chunked.
+    pub(super) async fn push_plain(&mut self, bytes: &[u8]) -> EngineResult<()> {
+        self.size += bytes.len() as u64;
+        for slice in bytes.chunks(FEED_SLICE) {
+            for chunk in self.chunker.push(slice) {
+                self.add_chunk(chunk).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether what was pushed so far ends exactly at a chunk boundary.
+    pub(super) fn at_cut(&self) -> bool {
+        self.chunker.buffered() == 0
+    }
+
+    /// Cuts the stream here, as the end of a body would.
+    pub(super) async fn cut(&mut self) -> EngineResult<()> {
+        if let Some(chunk) = self.chunker.finish() {
+            self.add_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// The manifest entries of every chunk cut so far.
+    pub(super) fn chunks(&self) -> &[ManifestChunk] {
+        &self.chunks
+    }
+
     /// After a failure: lets the pack uploads in flight end, then deletes
     /// every pack this upload wrote (nothing references them).
-    async fn abandon(mut self) {
+    pub(super) async fn abandon(mut self) {
         while self.uploads.join_next().await.is_some() {}
         self.engine.discard_packs(&self.store, &self.shipped).await;
     }
@@ -495,7 +547,7 @@ impl Ingest {
     }
 
     /// Packs what is still pending and waits for every pack upload.
-    async fn drain(&mut self) -> EngineResult<()> {
+    pub(super) async fn drain(&mut self) -> EngineResult<()> {
         self.flush_pending().await?;
         self.drain_sealing().await?;
         self.ship_pack().await?;
@@ -505,7 +557,7 @@ impl Ingest {
         Ok(())
     }
 
-    fn into_staged(self) -> Staged {
+    pub(super) fn into_staged(self) -> Staged {
         Staged {
             chunks: self.chunks,
             new_chunks: self.new_chunks,

@@ -11,13 +11,22 @@
 //! ```
 //! Version 2 lets an entry cover part of a chunk, so a ranged copy
 //! (UploadPartCopy) references existing chunks instead of storing new ones.
-//! Manifests without slices are written as version 1.
+//!
+//! Version 3 is version 1 with chunks that straddle part boundaries (a
+//! multipart object whose boundaries were re-chunked, `engine/heal.rs`):
+//! each part record ends with `u32 lead`, and a part's `chunk_count` counts
+//! the entries that *start* inside it, the first of them `lead` bytes after
+//! the part's start (0 when none starts there). In versions 1 and 2 every
+//! part's entries start exactly at the part's start (lead 0).
+//!
+//! Manifests are written in the lowest version that holds them.
 
 use super::model::ChunkKey;
 
 const MAGIC: &[u8; 4] = b"DZMF";
 const V1: u8 = 1;
 const V2: u8 = 2;
+const V3: u8 = 3;
 /// A manifest can never hold more entries than an object of 5 TiB cut into
 /// minimum-size chunks; this bound keeps a corrupt count from allocating.
 const MAX_ENTRIES: usize = 1 << 26;
@@ -59,8 +68,12 @@ impl ManifestChunk {
 pub struct ManifestPart {
     pub part_number: u32,
     pub size: u64,
+    /// Entries that start inside this part (all of its entries, unless
+    /// chunks straddle boundaries; see the format note above).
     pub chunk_count: u32,
     pub etag: String,
+    /// Bytes from the part's start to the first entry starting inside it.
+    pub lead: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -134,8 +147,19 @@ impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(13 + self.chunks.len() * 36 + self.parts.len() * 60);
         let sliced = self.chunks.iter().any(|c| c.slice.is_some());
+        // Boundary healing never leaves slices: it re-chunks them. A part
+        // with bytes but no entry of its own lies inside a straddling chunk.
+        let straddles = !sliced
+            && self
+                .parts
+                .iter()
+                .any(|p| p.lead != 0 || (p.chunk_count == 0 && p.size > 0));
         out.extend_from_slice(MAGIC);
-        out.push(if sliced { V2 } else { V1 });
+        out.push(match (sliced, straddles) {
+            (true, _) => V2,
+            (false, true) => V3,
+            (false, false) => V1,
+        });
         out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
         for p in &self.parts {
             out.extend_from_slice(&p.part_number.to_le_bytes());
@@ -145,6 +169,9 @@ impl Manifest {
             let etag = &etag[..etag.len().min(usize::from(u16::MAX))];
             out.extend_from_slice(&(etag.len() as u16).to_le_bytes());
             out.extend_from_slice(etag);
+            if straddles {
+                out.extend_from_slice(&p.lead.to_le_bytes());
+            }
         }
         out.extend_from_slice(&(self.chunks.len() as u32).to_le_bytes());
         for c in &self.chunks {
@@ -221,7 +248,7 @@ impl Manifest {
         let (format, parts) = r.head()?;
         let chunk_count = r.count()? as u64;
         let chunks_at = r.pos as u64;
-        let min_entry = if format == V1 { 36 } else { 37 };
+        let min_entry = if format == V2 { 37 } else { 36 };
         if chunk_count.saturating_mul(min_entry) > len.saturating_sub(chunks_at) {
             return Err(ManifestError::Truncated(len as usize));
         }
@@ -305,7 +332,7 @@ impl<'a> Reader<'a> {
             return Err(ManifestError::BadHeader(0));
         }
         let format = self.take(1)?[0];
-        if format != V1 && format != V2 {
+        if !matches!(format, V1 | V2 | V3) {
             return Err(ManifestError::BadHeader(format));
         }
         let part_count = self.count()?;
@@ -318,11 +345,13 @@ impl<'a> Reader<'a> {
             let etag = std::str::from_utf8(self.take(etag_len)?)
                 .map_err(|_| ManifestError::BadEtag)?
                 .to_owned();
+            let lead = if format == V3 { self.u32()? } else { 0 };
             parts.push(ManifestPart {
                 part_number,
                 size,
                 chunk_count,
                 etag,
+                lead,
             });
         }
         Ok((format, parts))
@@ -397,12 +426,14 @@ mod tests {
                     size: 30,
                     chunk_count: 2,
                     etag: "\"abc\"".into(),
+                    lead: 0,
                 },
                 ManifestPart {
                     part_number: 3,
                     size: 5,
                     chunk_count: 1,
                     etag: "\"def\"".into(),
+                    lead: 0,
                 },
             ],
             chunks: vec![chunk(1, 10), chunk(2, 20), chunk(1, 5)],
@@ -421,6 +452,7 @@ mod tests {
                 size: 10,
                 chunk_count: 2,
                 etag: String::new(),
+                lead: 0,
             }],
             chunks: vec![chunk(1, 10)],
         };
@@ -439,12 +471,14 @@ mod tests {
                     size: 30,
                     chunk_count: 2,
                     etag: "\"abc\"".into(),
+                    lead: 0,
                 },
                 ManifestPart {
                     part_number: 2,
                     size: 5,
                     chunk_count: 1,
                     etag: "\"def\"".into(),
+                    lead: 0,
                 },
             ],
             chunks: vec![chunk(1, 10), chunk(2, 20), chunk(3, 5)],
@@ -474,6 +508,41 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn straddling_chunks_round_trip_as_version_3() {
+        // Parts of 30 and 25 bytes; the second entry spans the boundary, so
+        // part 2's only starting entry begins 5 bytes in.
+        let m = Manifest {
+            parts: vec![
+                ManifestPart {
+                    part_number: 1,
+                    size: 30,
+                    chunk_count: 2,
+                    etag: "\"abc\"".into(),
+                    lead: 0,
+                },
+                ManifestPart {
+                    part_number: 2,
+                    size: 25,
+                    chunk_count: 1,
+                    etag: "\"def\"".into(),
+                    lead: 5,
+                },
+            ],
+            chunks: vec![chunk(1, 10), chunk(2, 25), chunk(3, 20)],
+        };
+        let enc = m.encode();
+        assert_eq!(enc[4], 3);
+        assert_eq!(Manifest::decode(&enc).unwrap(), m);
+        let (head_m, head) = Manifest::decode_head(&enc, enc.len() as u64).unwrap();
+        assert_eq!(head_m.parts, m.parts);
+        assert_eq!(head.format, 3);
+        let (c, n) = Manifest::decode_entry(3, &enc[head.chunks_at as usize..])
+            .unwrap()
+            .unwrap();
+        assert_eq!((c, n), (chunk(1, 10), 36));
     }
 
     proptest! {

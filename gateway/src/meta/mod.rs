@@ -434,15 +434,29 @@ pub trait MetaStore: LeaseStore + GcStore + Send + Sync + 'static {
     /// Parts ordered by number, after the marker.
     async fn list_parts(&self, upload_id: &str, after: u32, limit: usize)
     -> MetaResult<Page<Part>>;
-    /// Turns the upload into an object version: `commit.manifest` concatenates
-    /// the chosen parts (their references move to the object); references of
-    /// unchosen parts are released; the upload and its parts disappear. Its
-    /// new_chunks/new_packs are empty. Conditions as in commit_object.
+    /// Turns the upload into an object version: `joined` concatenates the
+    /// chosen parts as the engine read them (checked against the stored
+    /// parts: a part replaced since is NotFound "part"); `commit.manifest`
+    /// holds the same bytes, its part boundaries possibly re-chunked into
+    /// `commit.new_chunks` (`engine/heal.rs`). Every part's references are
+    /// released and the object's added; the upload and its parts disappear.
+    /// Conditions as in commit_object.
+    async fn complete_multipart_from(
+        &self,
+        upload_id: &str,
+        commit: ObjectCommit,
+        joined: Manifest,
+    ) -> MetaResult<CommitOutcome>;
+    /// `complete_multipart_from` with the parts' entries stored as they are.
     async fn complete_multipart(
         &self,
         upload_id: &str,
         commit: ObjectCommit,
-    ) -> MetaResult<CommitOutcome>;
+    ) -> MetaResult<CommitOutcome> {
+        let joined = commit.manifest.clone();
+        self.complete_multipart_from(upload_id, commit, joined)
+            .await
+    }
     /// Releases every part's references and removes the upload.
     async fn abort_multipart(&self, upload_id: &str) -> MetaResult<()>;
 

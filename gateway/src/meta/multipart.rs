@@ -325,6 +325,7 @@ pub(crate) async fn complete(
     tx: &mut dyn Tx,
     upload_id: &str,
     commit: &ObjectCommit,
+    joined: &Manifest,
     now: Millis,
 ) -> MetaResult<CommitOutcome> {
     tx.lock_key(key_lock(&commit.bucket, &commit.key)).await?;
@@ -341,9 +342,17 @@ pub(crate) async fn complete(
     let bucket = lock_bucket_for(tx, &commit.bucket, commit.tenant_id).await?;
     check_commit_conditions(tx, commit).await?;
     let parts = stored_parts(tx, upload_id).await?;
-    check_chosen_parts(upload_id, &commit.manifest, &parts)?;
+    check_chosen_parts(upload_id, joined, &parts)?;
+    if joined.size() != commit.manifest.size() {
+        return Err(MetaError::Internal(format!(
+            "completed manifest of {upload_id} holds {} bytes, its parts {}",
+            commit.manifest.size(),
+            joined.size()
+        )));
+    }
     // Every part's references go; the object's manifest adds back those of
-    // the chosen parts, so their refcounts do not move at all.
+    // the chosen parts (their refcounts do not move at all), plus the
+    // re-chunked boundary chunks that replace some of them.
     let mut changes = RefChanges::default();
     for p in &parts {
         changes.release(&p.manifest);

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::codec::now_millis;
 use super::lock::{BucketLock, LockUpdate, ObjectLock};
-use super::manifest::ManifestHead;
+use super::manifest::{Manifest, ManifestHead};
 use super::model::*;
 use super::sql::{Driver, Job, tx_job};
 use super::{
@@ -824,18 +824,20 @@ impl<D: Driver> MetaStore for SqlStore<D> {
         .await
     }
 
-    async fn complete_multipart(
+    async fn complete_multipart_from(
         &self,
         upload_id: &str,
         commit: ObjectCommit,
+        joined: Manifest,
     ) -> MetaResult<CommitOutcome> {
         let id = upload_id.to_owned();
         let commit = Arc::new(commit);
+        let joined = Arc::new(joined);
         write(
             &self.db,
             "complete_multipart",
-            tx_job!(tx, [id, commit] =>
-                multipart::complete(tx, &id, &commit, now_millis()).await),
+            tx_job!(tx, [id, commit, joined] =>
+                multipart::complete(tx, &id, &commit, &joined, now_millis()).await),
         )
         .await
     }

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use dooz_conformance::Seaweed;
 use dooz_gateway::config::Config;
+use dooz_gateway::jobs::{Collector, GcConfig, GcReport};
 use dooz_gateway::meta::{Policy, Tenant};
 use dooz_gateway::server::{self, Context, Running};
 use dooz_gateway::store::BackendConfig;
@@ -25,6 +27,28 @@ pub enum Meta {
 pub enum Backend {
     Local,
     Seaweed,
+}
+
+/// A collector that deletes as soon as nothing references: grace 0, one
+/// clock. The background worker is off; tests run the collector themselves.
+pub fn eager() -> GcConfig {
+    GcConfig {
+        enabled: false,
+        grace: Duration::ZERO,
+        clock_skew: Duration::ZERO,
+        max_rewrite_bytes_per_sec: 0,
+        max_deletes_per_sec: 0,
+        lease_ttl: Duration::from_secs(3),
+        ..GcConfig::default()
+    }
+}
+
+/// One collection run over the gateway's stores, as its worker makes it.
+pub async fn collect(g: &Gateway) -> GcReport {
+    Collector::new(g.engine().clone(), g.cfg.gc.clone())
+        .run(false, &mut |_| {})
+        .await
+        .unwrap_or_else(|f| panic!("gc run failed: {} ({:?})", f.error, f.report))
 }
 
 /// Where the metadata lives; shared when two gateways use one database.
