@@ -515,12 +515,6 @@ def test_copy_object(c, bucket, new_bucket, evidence, rng):
     assert code == "InvalidArgument"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dooz bug: CopyObject of a multipart object keeps the source's multipart ETag ('<md5>-N') and "
-    "its parts (HeadObject partNumber=1 gives PartsCount=N); in S3 the copy is a new single-part object whose "
-    "ETag is the MD5 of its content and which has no parts",
-)
 def test_copy_object_of_multipart_source(c, bucket, evidence, rng):
     """CopyObject of a multipart object makes a single-part object (ETag = MD5 of the content)"""
     put_marker(c, bucket, evidence, rng)

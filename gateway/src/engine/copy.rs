@@ -3,7 +3,7 @@
 
 use futures::StreamExt;
 
-use super::checksum::{ChecksumAlgorithm, Checksums, etag_of};
+use super::checksum::{ChecksumAlgorithm, Checksums, ComputedChecksums, etag_of};
 use super::get::{ByteRange, ReadConditions};
 use super::plan::Planner;
 use super::validate::{validate_key, validate_user_metadata};
@@ -95,6 +95,34 @@ impl Engine {
         }
     }
 
+    /// MD5 and `algorithms` of `[start, end)` of a version, read once
+    /// (which also proves its chunks intact).
+    async fn digest(
+        &self,
+        bucket: &crate::meta::Bucket,
+        version: &ObjectVersion,
+        head: Option<ManifestHead>,
+        (start, end): (u64, u64),
+        algorithms: impl IntoIterator<Item = ChecksumAlgorithm>,
+    ) -> EngineResult<ComputedChecksums> {
+        let mut hashes = Checksums::new(algorithms);
+        let mut body = self.open_body(bucket, version, head, start, end).await?;
+        let mut read = 0u64;
+        while let Some(piece) = body.next().await {
+            let piece = piece?;
+            read += piece.len() as u64;
+            hashes.update(&piece);
+        }
+        if read != end - start {
+            return Err(EngineError::Corrupt(format!(
+                "copy source {} read {read} bytes, expected {}",
+                version.key,
+                end - start
+            )));
+        }
+        Ok(hashes.finish())
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_object(
         &self,
@@ -147,6 +175,26 @@ impl Engine {
             }
         };
         attrs.size = version.manifest.size();
+        let mut manifest = version.manifest.clone();
+        if !manifest.parts.is_empty() {
+            // As in S3, the copy of a multipart object is a single-part
+            // object: its ETag is the MD5 of the content and its checksums
+            // are full-object ones of the source's algorithms. Computing
+            // them reads the source once; the chunks are still shared.
+            let algorithms: Vec<ChecksumAlgorithm> = version
+                .attrs
+                .checksums
+                .keys()
+                .filter_map(|k| ChecksumAlgorithm::parse(k))
+                .collect();
+            let computed = self
+                .digest(&src_bucket, &version, None, (0, attrs.size), algorithms)
+                .await?;
+            attrs.etag = etag_of(&computed.md5);
+            attrs.checksum_type = (!computed.values.is_empty()).then(|| "FULL_OBJECT".to_owned());
+            attrs.checksums = computed.values;
+            manifest.parts.clear();
+        }
         // x-amz-tagging-directive is independent of the metadata directive:
         // COPY (None) keeps the source version's tags, REPLACE sets these.
         attrs.tags = tagging.unwrap_or_else(|| version.attrs.tags.clone());
@@ -157,7 +205,7 @@ impl Engine {
             key: key.to_owned(),
             attrs: attrs.clone(),
             created_at,
-            manifest: version.manifest.clone(),
+            manifest,
             new_chunks: Vec::new(),
             new_packs: Vec::new(),
             conditions,
@@ -233,24 +281,9 @@ impl Engine {
             .checksum_algorithm
             .as_deref()
             .and_then(ChecksumAlgorithm::parse);
-        let mut hashes = Checksums::new(upload_alg);
-        let mut body = self
-            .open_body(&src_bucket, &version, head, start, end)
+        let computed = self
+            .digest(&src_bucket, &version, head, (start, end), upload_alg)
             .await?;
-        let mut read = 0u64;
-        while let Some(piece) = body.next().await {
-            let piece = piece?;
-            read += piece.len() as u64;
-            hashes.update(&piece);
-        }
-        if read != end - start {
-            return Err(EngineError::Corrupt(format!(
-                "copy source {} read {read} bytes, expected {}",
-                src.key,
-                end - start
-            )));
-        }
-        let computed = hashes.finish();
         let etag = etag_of(&computed.md5);
         let created_at = now_millis();
         let part = Part {

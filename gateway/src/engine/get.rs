@@ -106,13 +106,14 @@ impl ReadConditions {
 }
 
 /// The inclusive byte span of part `n` and the number of parts. An object
-/// uploaded in one piece has exactly one part.
-pub fn part_span(version: &ObjectVersion, n: u32) -> EngineResult<((u64, u64), u32)> {
+/// uploaded in one piece has exactly one part, and (as in S3) no parts
+/// count to show: x-amz-mp-parts-count is for multipart uploads only.
+pub fn part_span(version: &ObjectVersion, n: u32) -> EngineResult<((u64, u64), Option<u32>)> {
     let parts = &version.manifest.parts;
     let size = version.attrs.size;
     if parts.is_empty() {
         return if n == 1 && size > 0 {
-            Ok(((0, size - 1), 1))
+            Ok(((0, size - 1), None))
         } else {
             Err(EngineError::InvalidPartNumber)
         };
@@ -123,7 +124,7 @@ pub fn part_span(version: &ObjectVersion, n: u32) -> EngineResult<((u64, u64), u
             if p.size == 0 {
                 return Err(EngineError::InvalidPartNumber);
             }
-            return Ok(((offset, offset + p.size - 1), parts.len() as u32));
+            return Ok(((offset, offset + p.size - 1), Some(parts.len() as u32)));
         }
         offset += p.size;
     }
@@ -274,7 +275,7 @@ impl Engine {
             (Some(r), None) => (Some(r.resolve(size)?), None),
             (None, Some(n)) => {
                 let (span, count) = part_span(&version, n)?;
-                (Some(span), Some(count))
+                (Some(span), count)
             }
             (None, None) => (None, None),
         };

@@ -132,6 +132,7 @@ impl Engine {
             }
         };
         let staged = ing.into_staged();
+        super::put::record_write(0, staged.stored_bytes, 0);
         METRICS.healed_boundaries.inc_by(regions);
         METRICS.healed_bytes.inc_by(reread_bytes);
         let manifest = Manifest {

@@ -199,6 +199,7 @@ impl Engine {
                 algorithms,
                 MAX_OBJECT_SIZE,
                 in_flight.fence(),
+                Some(part_number),
             )
             .await?;
         let written: Vec<[u8; 16]> = staged.new_packs.iter().map(|p| p.id).collect();

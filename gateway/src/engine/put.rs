@@ -113,6 +113,7 @@ impl Engine {
                 req.expected.algorithms(),
                 super::MAX_OBJECT_SIZE,
                 in_flight.fence(),
+                None,
             )
             .await?;
         let written: Vec<[u8; 16]> = staged.new_packs.iter().map(|p| p.id).collect();
@@ -187,14 +188,36 @@ impl Engine {
         algorithms: Vec<ChecksumAlgorithm>,
         max_size: u64,
         fence: Option<LeaseFence>,
+        part: Option<u32>,
     ) -> EngineResult<Staged>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        // A part's first chunks (unless it is part 1) and its last chunk are
+        // the ones completion re-chunks (`heal.rs`; the stream usually meets
+        // the part's own cuts within its first two chunks): kept aside in a
+        // pack of their own, so that once replaced the whole pack goes at
+        // once instead of leaving dead bytes among the part's other chunks.
+        // The first ones' frames wait in memory until the part ends.
+        let edges = part
+            .filter(|_| self.inner.cfg.heal_boundaries)
+            .map(|n| EdgeChunks {
+                leading: if n > 1 { LEADING_EDGE_CHUNKS } else { 0 },
+                ids: HashSet::new(),
+                frames: Vec::new(),
+            });
+        let held = match edges {
+            Some(_) => {
+                LEADING_EDGE_CHUNKS
+                    * (self.inner.cfg.chunker.max as usize + dooz_chunker::FRAME_OVERHEAD)
+            }
+            None => 0,
+        };
         let mut ing = self
-            .start_ingest(tenant, store, algorithms, fence, 0)
+            .start_ingest(tenant, store, algorithms, fence, held)
             .await?;
+        ing.edges = edges;
         let fed = match ing.feed(&mut body, max_size).await {
             Ok(()) => ing.drain().await,
             Err(e) => Err(e),
@@ -257,6 +280,7 @@ impl Engine {
             fence,
             stored_bytes: 0,
             dedup_chunks: 0,
+            edges: None,
         })
     }
 }
@@ -309,6 +333,20 @@ pub(super) struct Ingest {
     fence: Option<LeaseFence>,
     stored_bytes: u64,
     dedup_chunks: u64,
+    /// For a multipart part: its edge chunks, packed apart at the end.
+    edges: Option<EdgeChunks>,
+}
+
+/// A part's first chunks that go to its edge pack (see `Engine::ingest`).
+const LEADING_EDGE_CHUNKS: usize = 2;
+
+/// The chunks at a part's edges (see `Engine::ingest`).
+struct EdgeChunks {
+    /// How many of the next chunks cut are leading edges.
+    leading: usize,
+    ids: HashSet<ChunkId>,
+    /// Sealed edge frames, packed by `drain`.
+    frames: Vec<(ChunkId, Vec<u8>, u32)>,
 }
 
 impl Ingest {
@@ -327,12 +365,12 @@ impl Ingest {
             self.hashes.update(&bytes);
             for slice in bytes.chunks(FEED_SLICE) {
                 for chunk in self.chunker.push(slice) {
-                    self.add_chunk(chunk).await?;
+                    self.add_chunk(chunk, false).await?;
                 }
             }
         }
         if let Some(chunk) = self.chunker.finish() {
-            self.add_chunk(chunk).await?;
+            self.add_chunk(chunk, true).await?;
         }
         Ok(())
     }
@@ -343,7 +381,7 @@ impl Ingest {
         self.size += bytes.len() as u64;
         for slice in bytes.chunks(FEED_SLICE) {
             for chunk in self.chunker.push(slice) {
-                self.add_chunk(chunk).await?;
+                self.add_chunk(chunk, false).await?;
             }
         }
         Ok(())
@@ -357,7 +395,7 @@ impl Ingest {
     /// Cuts the stream here, as the end of a body would.
     pub(super) async fn cut(&mut self) -> EngineResult<()> {
         if let Some(chunk) = self.chunker.finish() {
-            self.add_chunk(chunk).await?;
+            self.add_chunk(chunk, false).await?;
         }
         Ok(())
     }
@@ -374,8 +412,16 @@ impl Ingest {
         self.engine.discard_packs(&self.store, &self.shipped).await;
     }
 
-    async fn add_chunk(&mut self, plaintext: Vec<u8>) -> EngineResult<()> {
+    /// `last`: the chunk the end of the body cut.
+    async fn add_chunk(&mut self, plaintext: Vec<u8>, last: bool) -> EngineResult<()> {
         let id = self.keyring.chunk_id(&plaintext);
+        if let Some(e) = &mut self.edges {
+            let leading = e.leading > 0;
+            e.leading = e.leading.saturating_sub(1);
+            if leading || last {
+                e.ids.insert(id);
+            }
+        }
         let plain_len = u32::try_from(plaintext.len())
             .map_err(|_| EngineError::Internal("chunk larger than 4 GiB".into()))?;
         self.chunks.push(ManifestChunk::whole(id.0, plain_len));
@@ -443,6 +489,12 @@ impl Ingest {
             .with_label_values(&["new"])
             .inc_by(sealed.len() as u64);
         for (id, frame, plain_len) in sealed {
+            if let Some(e) = &mut self.edges
+                && e.ids.contains(&id)
+            {
+                e.frames.push((id, frame, plain_len));
+                continue;
+            }
             self.append_frame(id, &frame, plain_len).await?;
         }
         Ok(())
@@ -551,6 +603,14 @@ impl Ingest {
         self.flush_pending().await?;
         self.drain_sealing().await?;
         self.ship_pack().await?;
+        if let Some(edges) = self.edges.take()
+            && !edges.frames.is_empty()
+        {
+            for (id, frame, plain_len) in edges.frames {
+                self.append_frame(id, &frame, plain_len).await?;
+            }
+            self.ship_pack().await?;
+        }
         while !self.uploads.is_empty() {
             self.join_one_upload().await?;
         }

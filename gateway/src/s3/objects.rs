@@ -309,7 +309,7 @@ pub async fn head_object(
         (Some(r), None) => (Some(r.resolve(a.size).map_err(to_s3)?), None),
         (None, Some(n)) => {
             let (span, count) = part_span(&version, n).map_err(to_s3)?;
-            (Some(span), Some(count))
+            (Some(span), count)
         }
         (None, None) => (None, None),
     };
