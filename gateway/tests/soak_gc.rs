@@ -1,8 +1,9 @@
 //! Soak and crash tests of space reclamation (run by `scripts/soak`, not by
 //! the default test run): long stress runs on both stores, and `dooz serve`
 //! killed with SIGKILL at random moments while its collector and writers
-//! run, then restarted; nothing acknowledged is lost, and a final `dooz gc`
-//! brings the backend down to the live data.
+//! run (single PUTs, deletes, and multipart uploads whose completions
+//! re-chunk part boundaries), then restarted; nothing acknowledged is lost,
+//! and a final `dooz gc` brings the backend down to the live data.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -174,6 +175,83 @@ async fn writer(
     }
 }
 
+/// Writes multipart objects (two parts, so each completion re-chunks a part
+/// boundary) until `stop` or until the server is gone.
+async fn multipart_writer(
+    c: Client,
+    cycle: usize,
+    stop: Arc<AtomicBool>,
+    allowed: Arc<std::sync::Mutex<Allowed>>,
+) {
+    let blocks: Vec<Vec<u8>> = (0..6).map(|i| pseudo_random(160 * 1024, 500 + i)).collect();
+    let mut n = (cycle * 7_777 + 13) as u64 | 1;
+    while !stop.load(Ordering::Relaxed) {
+        n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let key = format!("mp-k{}", (n >> 33) % 3);
+        let mut value = Vec::new();
+        for i in 0..34u64 {
+            value.extend_from_slice(&blocks[((n >> 20) + i * (n >> 40)) as usize % 6]);
+        }
+        value.extend_from_slice(&pseudo_random(6000, n));
+        allowed
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_insert_with(|| vec![None])
+            .push(Some(value.clone()));
+        let done = async {
+            let id = c
+                .create_multipart_upload()
+                .bucket(BUCKET)
+                .key(&key)
+                .send()
+                .await
+                .ok()?
+                .upload_id?;
+            let mut parts = Vec::new();
+            for (i, piece) in value.chunks(5 * 1024 * 1024).enumerate() {
+                let number = i as i32 + 1;
+                let out = c
+                    .upload_part()
+                    .bucket(BUCKET)
+                    .key(&key)
+                    .upload_id(&id)
+                    .part_number(number)
+                    .body(ByteStream::from(piece.to_vec()))
+                    .send()
+                    .await
+                    .ok()?;
+                parts.push(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag)
+                        .build(),
+                );
+            }
+            c.complete_multipart_upload()
+                .bucket(BUCKET)
+                .key(&key)
+                .upload_id(&id)
+                .multipart_upload(
+                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .ok()
+        }
+        .await
+        .is_some();
+        if done {
+            allowed.lock().unwrap().insert(key, vec![Some(value)]);
+        } else {
+            // The server died under the upload: either outcome is fine.
+            return;
+        }
+    }
+}
+
 /// Each key holds one of its allowed contents; returns the exact state.
 async fn verify(c: &Client, allowed: &Allowed) -> Allowed {
     let mut exact = Allowed::new();
@@ -242,9 +320,15 @@ async fn soak_kill9_under_gc_and_write_load_loses_nothing() {
         let c = client(port);
         let _ = c.create_bucket().bucket(BUCKET).send().await;
         let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..3)
+        let mut writers: Vec<_> = (0..3)
             .map(|w| tokio::spawn(writer(c.clone(), w, cycle, stop.clone(), allowed.clone())))
             .collect();
+        writers.push(tokio::spawn(multipart_writer(
+            c.clone(),
+            cycle,
+            stop.clone(),
+            allowed.clone(),
+        )));
         // A random moment: mid-upload, mid-commit, mid-collection.
         let ms = 500 + (pseudo_random(2, cycle as u64)[0] as u64) * 12;
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -260,6 +344,12 @@ async fn soak_kill9_under_gc_and_write_load_loses_nothing() {
     let c = client(port);
     let snapshot = allowed.lock().unwrap().clone();
     let exact = verify(&c, &snapshot).await;
+    assert!(
+        exact
+            .iter()
+            .any(|(k, v)| k.starts_with("mp-") && v[0].is_some()),
+        "no multipart upload completed in {KILLS} cycles"
+    );
     assert_eq!(server.terminate(Duration::from_secs(30)), Some(0));
 
     // The last collection: grace 0, compaction down to 97% live. A server
