@@ -250,6 +250,17 @@ impl Chunker {
         }
     }
 
+    /// Drops the bytes of the unfinished chunk and starts a new one there;
+    /// returns how many were dropped. For a caller that pushed bytes past a
+    /// point only to learn whether a chunk ends at it (a cut is decided once
+    /// the byte after it has been seen).
+    pub fn discard(&mut self) -> usize {
+        let n = self.pending.len();
+        self.pending.clear();
+        self.restart_scan();
+        n
+    }
+
     /// Bytes buffered for the unfinished chunk.
     pub fn buffered(&self) -> usize {
         self.pending.len()

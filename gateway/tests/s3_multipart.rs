@@ -1156,3 +1156,32 @@ async fn an_insertion_into_a_multipart_object_stores_few_new_chunks() {
     );
     assert_eq!(get(&c, "heal", "v1").await, v1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_parts_at_default_chunk_sizes_heal_in_short_regions() {
+    // Default chunking (256 KiB / 1 MiB / 4 MiB) and aws cli's 8 MiB parts:
+    // a part holds few chunks, and each boundary must still resync within
+    // a chunk or two of it.
+    let g = start(Options::new(Meta::Sqlite, Backend::Local)).await;
+    let c = g.client();
+    c.create_bucket().bucket("heal").send().await.unwrap();
+    let body = data(96 * MIB + 12_345, 31);
+    support::put(&c, "heal", "one", &body).await;
+    upload_in_parts(&c, "heal", "mp", &body, 8 * MIB).await;
+    assert_same_chunks(
+        &chunk_ids(&g, "heal", "mp").await,
+        &chunk_ids(&g, "heal", "one").await,
+        "8 MiB parts, default chunking",
+    );
+    let regions =
+        support::metrics::metric(&g.admin, "dooz_multipart_healed_regions_total", &[]).await;
+    let read =
+        support::metrics::metric(&g.admin, "dooz_multipart_healed_read_bytes_total", &[]).await;
+    assert_eq!(regions, 12.0, "one region per boundary");
+    assert!(
+        read / regions <= 4.0 * MIB as f64,
+        "{:.1} MiB read back per boundary",
+        read / regions / MIB as f64
+    );
+    g.fsck_clean().await;
+}

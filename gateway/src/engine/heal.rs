@@ -17,12 +17,20 @@
 //! nothing new, and copying contiguous ranges of an object rebuilds its
 //! chunks anyway.
 //!
+//! A chunker decides a cut only once it has seen the byte after it, so after
+//! each entry it is shown the next entry's first two bytes: a chunk emitted
+//! exactly at the entry's end is the shared cut, and those two bytes are
+//! dropped from the stream again.
+//!
 //! Cost per boundary: the part's last chunk and the next part's chunks up to
-//! the first shared cut (typically one or two) are read, opened, re-chunked,
-//! looked up and, where new, sealed and written — two to three average
-//! chunks. A stream that meets no shared cut within `MAX_REGION_CHUNKS`
+//! the first shared cut (typically one or two, plus the one read for the
+//! look-ahead) are read, opened, re-chunked, looked up and, where new, sealed
+//! and written. A stream that meets no shared cut within `MAX_REGION_CHUNKS`
 //! maximum-size chunks (the chunking settings changed between the parts'
-//! upload and now) is cut where it stands: correct data, less dedup.
+//! upload and now) is cut at the next entry end a part's own chunker chose:
+//! correct data, less dedup. The chunks a part keeps at its edges go to a
+//! pack of their own at upload (`put.rs`), so the ones this replaces leave
+//! whole packs to the collector rather than dead bytes among live ones.
 
 use std::sync::Arc;
 
@@ -42,6 +50,9 @@ use crate::store::PackStore;
 /// A re-chunked region ends at the first entry end past this many maximum
 /// chunk sizes when it has met no shared cut.
 const MAX_REGION_CHUNKS: u64 = 4;
+/// Bytes of the next entry shown to the chunker to learn whether it cuts
+/// where an entry ends: FastCDC tests positions in pairs.
+const LOOKAHEAD: usize = 2;
 
 /// A completed upload's manifest after healing, and what healing stored.
 pub(super) struct Healed {
@@ -162,10 +173,14 @@ impl Engine {
         let limit = MAX_REGION_CHUNKS * u64::from(self.inner.cfg.chunker.max);
         let mut out = Vec::with_capacity(n);
         let (mut regions, mut reread) = (0u64, 0u64);
+        // Entry `i`'s plaintext when it was read ahead, and how much of it
+        // the chunker has already seen.
+        let mut ahead: Option<(Bytes, usize)> = None;
         let mut i = 0;
         while i < n {
             if layout.keeps(joined, i) {
                 out.push(joined.chunks[i].clone());
+                ahead = None;
                 i += 1;
                 continue;
             }
@@ -174,17 +189,41 @@ impl Engine {
             let first = ing.chunks().len();
             let start = layout.ends[i] - u64::from(joined.chunks[i].len());
             loop {
-                let bytes = self.read_entry(tenant, keyring, &joined.chunks[i]).await?;
-                reread += bytes.len() as u64;
-                ing.push_plain(&bytes).await?;
+                let (bytes, seen) = match ahead.take() {
+                    Some(a) => a,
+                    None => {
+                        let b = self.read_entry(tenant, keyring, &joined.chunks[i]).await?;
+                        reread += b.len() as u64;
+                        (b, 0)
+                    }
+                };
+                ing.push_plain(&bytes[seen..]).await?;
                 i += 1;
                 if ing.at_cut() {
                     break;
                 }
-                if i == n || layout.ends[i - 1] - start > limit {
+                if i == n || (layout.ends[i - 1] - start > limit && !layout.forced[i - 1]) {
                     ing.cut().await?;
                     break;
                 }
+                // A cut at this entry's end is decided only once the chunker
+                // has seen the next bytes (a whole pair): show it two.
+                let next = self.read_entry(tenant, keyring, &joined.chunks[i]).await?;
+                reread += next.len() as u64;
+                let look = next.len().min(LOOKAHEAD);
+                ing.push_plain(&next[..look]).await?;
+                let cut_len: u64 = ing.chunks()[first..]
+                    .iter()
+                    .map(|c| u64::from(c.len()))
+                    .sum();
+                if start + cut_len == layout.ends[i - 1] {
+                    // The stream cut where this entry ends: from here on
+                    // both chunkings agree.
+                    ing.discard_buffered();
+                    ahead = Some((next, 0));
+                    break;
+                }
+                ahead = Some((next, look));
             }
             out.extend_from_slice(&ing.chunks()[first..]);
         }

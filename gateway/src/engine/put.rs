@@ -387,6 +387,13 @@ impl Ingest {
         Ok(())
     }
 
+    /// Forgets plaintext pushed since the last chunk was cut (see
+    /// `Chunker::discard`).
+    pub(super) fn discard_buffered(&mut self) {
+        let n = self.chunker.discard();
+        self.size -= n as u64;
+    }
+
     /// Whether what was pushed so far ends exactly at a chunk boundary.
     pub(super) fn at_cut(&self) -> bool {
         self.chunker.buffered() == 0
