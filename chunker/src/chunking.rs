@@ -414,6 +414,21 @@ mod tests {
         out
     }
 
+    #[test]
+    fn discarded_bytes_leave_no_trace() {
+        let data = noise(20_000, 9);
+        let mut c = Chunker::new(SMALL, 5).unwrap();
+        let mut lens: Vec<usize> = c.push(&data[..3000]).iter().map(Vec::len).collect();
+        let cut: usize = lens.iter().sum();
+        // Bytes pushed past the last cut, then taken back: the chunker goes
+        // on from that cut as if they had never come.
+        assert_eq!(c.discard(), 3000 - cut);
+        assert_eq!(c.buffered(), 0);
+        lens.extend(c.push(&data[cut..]).iter().map(Vec::len));
+        lens.extend(c.finish().map(|x| x.len()));
+        assert_eq!(lens, one_shot(&data, SMALL, 5));
+    }
+
     fn one_shot(data: &[u8], params: ChunkerParams, seed: u64) -> Vec<usize> {
         v2020::FastCDC::with_level_and_seed(
             data,

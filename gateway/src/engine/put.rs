@@ -180,6 +180,7 @@ impl Engine {
     /// Streams a body into packs on `store`, written under `fence` (the
     /// upload's lease); returns once every pack is on the backend. Commits
     /// nothing; on failure deletes the packs it wrote.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn ingest<S, E>(
         &self,
         tenant: &Tenant,
