@@ -355,13 +355,14 @@ pub async fn start(ctx: Context) -> Result<Running, ServeError> {
         },
     )
     .with_audit(audit.clone())
-    .with_throttle(throttle)
+    .with_throttle(throttle.clone())
     .with_cors(ctx.engine.clone())
     .with_post_object(crate::s3::PostObject {
         engine: ctx.engine.clone(),
         credentials,
         buckets,
         secure,
+        throttle,
     });
     let admin = AdminService::new(ctx.clone(), admin_auth);
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -1185,3 +1185,55 @@ async fn aws_cli_parts_at_default_chunk_sizes_heal_in_short_regions() {
     );
     g.fsck_clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_sent_in_parallel_to_two_gateways_heal_like_one_put() {
+    use support::gateway::{MetaHandle, start_with};
+    let chunking = Some((64 * 1024, 256 * 1024, 1024 * 1024));
+    let mut oa = Options::new(Meta::Postgres, Backend::Seaweed);
+    oa.chunking = chunking;
+    let a = start(oa).await;
+    let MetaHandle::Postgres(db) = &a.meta else {
+        unreachable!("started on PostgreSQL")
+    };
+    let mut ob = Options::new(Meta::Postgres, Backend::Seaweed);
+    ob.chunking = chunking;
+    ob.backend_config = Some(a.cfg.backends["main"].clone());
+    let b = start_with(ob, MetaHandle::Postgres(db.clone()), None).await;
+    let (ca, cb) = (a.client(), b.client_as(&a.access_key, &a.secret_key));
+    ca.create_bucket().bucket("heal").send().await.unwrap();
+    let body = data(26 * MIB + 999, 41);
+    support::put(&ca, "heal", "one", &body).await;
+
+    let id = cb
+        .create_multipart_upload()
+        .bucket("heal")
+        .key("mp")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    // Odd parts through one gateway, even through the other, all at once.
+    let uploads = body.chunks(5 * MIB).enumerate().map(|(i, piece)| {
+        let c = if i % 2 == 0 { ca.clone() } else { cb.clone() };
+        let id = id.clone();
+        async move { upload_part(&c, "heal", "mp", &id, i as i32 + 1, piece).await }
+    });
+    let parts = futures::future::join_all(uploads).await;
+    ca.complete_multipart_upload()
+        .bucket("heal")
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(done(parts))
+        .send()
+        .await
+        .unwrap();
+    assert_same_chunks(
+        &chunk_ids(&a, "heal", "mp").await,
+        &chunk_ids(&a, "heal", "one").await,
+        "parts from two gateways",
+    );
+    assert_eq!(get(&cb, "heal", "mp").await, body);
+    a.fsck_clean().await;
+}

@@ -930,6 +930,63 @@ async fn post_object_follows_the_callers_policy(meta: Meta) {
     g.fsck_clean().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_object_is_throttled_like_any_request() {
+    use dooz_gateway::throttle::{LimitsConfig, RequestRate};
+    let mut limits = LimitsConfig::default();
+    // A minute's worth in one burst: CreateBucket and two forms pass, the
+    // third form is refused however fast or slow this machine is.
+    limits.key.requests = Some(RequestRate::parse("3/min").unwrap());
+    let mut opts = Options::new(Meta::Sqlite, Backend::Local);
+    opts.limits = Some(limits);
+    let g = start(opts).await;
+    g.client()
+        .create_bucket()
+        .bucket("forms")
+        .send()
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/forms", g.endpoint);
+    let mut answers = Vec::new();
+    for n in 0..3 {
+        let key = format!("k{n}");
+        let form = signed_form(&g, "forms", &[("key", key.as_str())], (0, 100), b"form");
+        let res = http
+            .post(&url)
+            .header("content-type", "multipart/form-data; boundary=FoRm")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        answers.push((res.status().as_u16(), retry, res.text().await.unwrap()));
+    }
+    assert_eq!(answers[0].0, 204, "{answers:?}");
+    assert_eq!(answers[1].0, 204, "{answers:?}");
+    let (status, retry, body) = &answers[2];
+    assert_eq!(*status, 503, "{body}");
+    assert!(body.contains("<Code>SlowDown</Code>"), "{body}");
+    let retry: u64 = retry.as_deref().expect("Retry-After").parse().unwrap();
+    assert!((1..=20).contains(&retry), "Retry-After {retry}");
+    // Nothing was stored for the refused form (asked with another key).
+    let (other, secret) = g.user("other", dooz_gateway::meta::Policy::Admin).await;
+    let c = g.client_as(&other, &secret);
+    assert_eq!(
+        code(c.head_object().bucket("forms").key("k2").send().await),
+        "NotFound"
+    );
+    c.head_object()
+        .bucket("forms")
+        .key("k1")
+        .send()
+        .await
+        .unwrap();
+}
+
 macro_rules! on_both_stores {
     ($test:ident) => {
         mod $test {

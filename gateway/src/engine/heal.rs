@@ -198,6 +198,9 @@ impl Engine {
                     }
                 };
                 ing.push_plain(&bytes[seen..]).await?;
+                // Its plaintext is in the chunker now; the reading allowance
+                // covers one entry at a time.
+                drop(bytes);
                 i += 1;
                 if ing.at_cut() {
                     break;

@@ -378,15 +378,7 @@ impl Access {
         if !self.throttle.is_active() {
             return Ok(());
         }
-        let tenant = caller
-            .map(|c| c.principal.tenant_id)
-            .or(bucket.map(|b| b.tenant_id));
-        let who = crate::throttle::Subject {
-            tenant: tenant.map(|t| t.to_string()),
-            key: caller.map(|c| c.principal.access_key.as_str()),
-            // Only buckets that exist: a flood of made-up names adds nothing.
-            bucket: bucket.and(bucket_name),
-        };
+        let who = throttle_subject(caller, bucket, bucket_name);
         let slot = cx
             .extensions_mut()
             .get::<crate::throttle::ThrottleSlot>()
@@ -412,6 +404,24 @@ impl Access {
             Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
             Err(e) => Err(to_s3(e)),
         }
+    }
+}
+
+/// Whom a request is charged to: its key and tenant (the bucket's tenant
+/// for an anonymous one), and its bucket when that exists — a flood of
+/// made-up names adds no limiter.
+pub(super) fn throttle_subject<'a>(
+    caller: Option<&'a Credential>,
+    bucket: Option<&BucketInfo>,
+    bucket_name: Option<&'a str>,
+) -> crate::throttle::Subject<'a> {
+    let tenant = caller
+        .map(|c| c.principal.tenant_id)
+        .or(bucket.map(|b| b.tenant_id));
+    crate::throttle::Subject {
+        tenant: tenant.map(|t| t.to_string()),
+        key: caller.map(|c| c.principal.access_key.as_str()),
+        bucket: bucket.and(bucket_name),
     }
 }
 

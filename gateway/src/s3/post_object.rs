@@ -25,6 +25,7 @@ use crate::engine::{Engine, ExpectedChecksums, MAX_OBJECT_SIZE, Principal, PutRe
 use crate::meta::{ObjectAttrs, WriteConditions};
 use crate::net::body::{BodyFailure, BodyOutcome, GuardedBody};
 use crate::tenancy::{Credential, CredentialCache};
+use crate::throttle::{Direction, Paced, Throttle, ThrottleSlot};
 
 /// What POST Object needs besides the request.
 pub struct PostObject {
@@ -35,14 +36,27 @@ pub struct PostObject {
     pub buckets: Arc<super::access::BucketAccessCache>,
     /// The listener serves TLS (aws:SecureTransport).
     pub secure: bool,
+    /// Request and bandwidth limits, as for every other request.
+    pub throttle: Arc<Throttle>,
 }
 
-/// A refusal: status, S3 code, message.
-struct Refusal(StatusCode, String, String);
+/// A refusal: status, S3 code, message, and Retry-After seconds for a
+/// throttled one.
+struct Refusal(StatusCode, String, String, Option<u64>);
 
 impl Refusal {
     fn new(status: StatusCode, code: &str, msg: impl Into<String>) -> Self {
-        Self(status, code.to_owned(), msg.into())
+        Self(status, code.to_owned(), msg.into(), None)
+    }
+
+    fn slow_down(retry_after: u64) -> Self {
+        let mut r = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Please reduce your request rate.",
+        );
+        r.3 = Some(retry_after);
+        r
     }
 
     fn from_s3(e: &s3s::S3Error) -> Self {
@@ -108,7 +122,12 @@ impl Refusal {
     }
 
     fn response(self, id: &str) -> Response<Body> {
-        error_response(self.0, &self.1, &self.2, id)
+        let mut res = error_response(self.0, &self.1, &self.2, id);
+        if let Some(secs) = self.3 {
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
     }
 }
 
@@ -303,6 +322,7 @@ async fn authorize(
     key: &str,
     fields: &[(String, String)],
     peer: Option<std::net::SocketAddr>,
+    slot: Option<&ThrottleSlot>,
 ) -> Result<Principal, Refusal> {
     let denied = || Refusal::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied");
     let info = p
@@ -315,6 +335,13 @@ async fn authorize(
     {
         // Sharing across tenants is not served yet (as in the access check).
         return Err(denied());
+    }
+    // Charged like any request, before a byte of the file is read.
+    if p.throttle.is_active() {
+        let who = super::access::throttle_subject(Some(cred), info.as_deref(), Some(bucket));
+        p.throttle
+            .admit(&who, slot)
+            .map_err(|r| Refusal::slow_down(r.retry_after_secs()))?;
     }
     let context = super::access::form_context(cred, fields, peer, p.secure);
     let resource = crate::policy::resource_arn(bucket, Some(key));
@@ -520,9 +547,18 @@ impl PostObject {
                 "Please reduce your request rate.",
             )
         })?;
+        let slot = req.extensions().get::<ThrottleSlot>().cloned();
         let outcome = Arc::new(BodyOutcome::default());
-        let body = GuardedBody::new(req.into_body(), cfg.body_stall, outcome.clone(), None, None)
-            .into_data_stream();
+        let guarded =
+            GuardedBody::new(req.into_body(), cfg.body_stall, outcome.clone(), None, None);
+        // Paced once admitted (the limits are known from the credential).
+        let body = match &slot {
+            Some(slot) => {
+                Body::http_body_unsync(Paced::new(guarded, slot.clone(), Direction::Ingress))
+            }
+            None => Body::http_body_unsync(guarded),
+        }
+        .into_data_stream();
         let body = Box::pin(body.map(|r| r.map_err(|e| e.to_string())));
         let form = read_form(body, &boundary)
             .await
@@ -540,7 +576,16 @@ impl PostObject {
             )
         })?;
         let key = raw_key.replace("${filename}", form.filename.as_deref().unwrap_or_default());
-        let who = authorize(self, &cred, &t.bucket, &key, &form.fields, peer).await?;
+        let who = authorize(
+            self,
+            &cred,
+            &t.bucket,
+            &key,
+            &form.fields,
+            peer,
+            slot.as_ref(),
+        )
+        .await?;
         let attrs = attrs_from(&form.fields)?;
         let status = form.field("success_action_status").map(str::to_owned);
         let redirect = form
@@ -684,7 +729,7 @@ mod tests {
             ("x-amz-meta-who", "me"),
             ("x-amz-meta-x", "1"),
         ]);
-        let Err(Refusal(_, code, msg)) = check_conditions(&p, &extra, "b") else {
+        let Err(Refusal(_, code, msg, _)) = check_conditions(&p, &extra, "b") else {
             panic!("extra field accepted");
         };
         assert_eq!(code.as_str(), "AccessDenied");
