@@ -886,27 +886,21 @@ async fn two_gib_multipart_four_parts_at_a_time() {
 
 /// Uploads `body` as a multipart upload in parts of `part_size` bytes.
 async fn upload_in_parts(c: &Client, b: &str, k: &str, body: &[u8], part_size: usize) {
-    let id = c
-        .create_multipart_upload()
-        .bucket(b)
-        .key(k)
-        .send()
+    support::put_in_parts(c, b, k, body, part_size)
         .await
-        .unwrap()
-        .upload_id
-        .unwrap();
-    let mut parts = Vec::new();
-    for (i, piece) in body.chunks(part_size).enumerate() {
-        parts.push(upload_part(c, b, k, &id, i as i32 + 1, piece).await);
-    }
-    c.complete_multipart_upload()
-        .bucket(b)
-        .key(k)
-        .upload_id(&id)
-        .multipart_upload(done(parts))
-        .send()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A gateway on SQLite with 64/256/1024 KiB chunks (every 5 MiB+ part holds
+/// many) and a collector that frees at once, and its bucket "heal".
+async fn healing_gateway() -> (Gateway, Client) {
+    let mut opts = Options::new(Meta::Sqlite, Backend::Local);
+    opts.chunking = Some((64 * 1024, 256 * 1024, 1024 * 1024));
+    opts.gc = Some(support::gateway::eager());
+    let g = start(opts).await;
+    let c = g.client();
+    c.create_bucket().bucket("heal").send().await.unwrap();
+    (g, c)
 }
 
 /// The chunk ids of the latest version of `key`, in order.
@@ -939,13 +933,7 @@ async fn stored_so_far(g: &Gateway) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_objects_get_the_chunks_of_one_put() {
-    // 64/256/1024 KiB chunks: every 5 MiB+ part holds many of them.
-    let mut opts = Options::new(Meta::Sqlite, Backend::Local);
-    opts.chunking = Some((64 * 1024, 256 * 1024, 1024 * 1024));
-    opts.gc = Some(support::gateway::eager());
-    let g = start(opts).await;
-    let c = g.client();
-    c.create_bucket().bucket("heal").send().await.unwrap();
+    let (g, c) = healing_gateway().await;
     let body = data(23 * MIB + 12_345, 21);
     support::put(&c, "heal", "one", &body).await;
     let want = chunk_ids(&g, "heal", "one").await;
@@ -956,26 +944,11 @@ async fn multipart_objects_get_the_chunks_of_one_put() {
         let key = format!("mp{n}");
         // The parts store their own boundary chunks; completing them
         // re-chunks the boundaries into chunks that all exist already.
-        let id = c
-            .create_multipart_upload()
-            .bucket("heal")
-            .key(&key)
-            .send()
+        let (id, parts) = support::upload_parts(&c, "heal", &key, &body, part_size)
             .await
-            .unwrap()
-            .upload_id
             .unwrap();
-        let mut parts = Vec::new();
-        for (i, piece) in body.chunks(part_size).enumerate() {
-            parts.push(upload_part(&c, "heal", &key, &id, i as i32 + 1, piece).await);
-        }
         let before = stored_so_far(&g).await;
-        c.complete_multipart_upload()
-            .bucket("heal")
-            .key(&key)
-            .upload_id(&id)
-            .multipart_upload(done(parts))
-            .send()
+        support::complete_upload(&c, "heal", &key, &id, parts)
             .await
             .unwrap();
         assert_eq!(
@@ -1087,19 +1060,7 @@ async fn parts_smaller_than_the_largest_chunk_heal_too() {
     );
     assert_eq!(get(&c, "heal", "mp").await, body);
     for n in [1usize, 4, 7] {
-        let got = c
-            .get_object()
-            .bucket("heal")
-            .key("mp")
-            .part_number(n as i32)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let got = support::get_part(&c, "heal", "mp", n as i32).await;
         let from = (n - 1) * 5 * MIB;
         assert_eq!(
             &got[..],
@@ -1114,12 +1075,7 @@ async fn parts_smaller_than_the_largest_chunk_heal_too() {
 async fn an_insertion_into_a_multipart_object_stores_few_new_chunks() {
     // aws cli's shape: 8 MiB parts; a second version with 100 KiB inserted
     // early shifts every later byte against the part boundaries.
-    let mut opts = Options::new(Meta::Sqlite, Backend::Local);
-    opts.chunking = Some((64 * 1024, 256 * 1024, 1024 * 1024));
-    opts.gc = Some(support::gateway::eager());
-    let g = start(opts).await;
-    let c = g.client();
-    c.create_bucket().bucket("heal").send().await.unwrap();
+    let (g, c) = healing_gateway().await;
     let v1 = data(40 * MIB, 23);
     let mut v2 = v1.clone();
     let inserted = data(100 * 1024, 24);

@@ -199,50 +199,9 @@ async fn multipart_writer(
             .entry(key.clone())
             .or_insert_with(|| vec![None])
             .push(Some(value.clone()));
-        let done = async {
-            let id = c
-                .create_multipart_upload()
-                .bucket(BUCKET)
-                .key(&key)
-                .send()
-                .await
-                .ok()?
-                .upload_id?;
-            let mut parts = Vec::new();
-            for (i, piece) in value.chunks(5 * 1024 * 1024).enumerate() {
-                let number = i as i32 + 1;
-                let out = c
-                    .upload_part()
-                    .bucket(BUCKET)
-                    .key(&key)
-                    .upload_id(&id)
-                    .part_number(number)
-                    .body(ByteStream::from(piece.to_vec()))
-                    .send()
-                    .await
-                    .ok()?;
-                parts.push(
-                    aws_sdk_s3::types::CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(out.e_tag)
-                        .build(),
-                );
-            }
-            c.complete_multipart_upload()
-                .bucket(BUCKET)
-                .key(&key)
-                .upload_id(&id)
-                .multipart_upload(
-                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .ok()
-        }
-        .await
-        .is_some();
+        let done = support::put_in_parts(&c, BUCKET, &key, &value, 5 * 1024 * 1024)
+            .await
+            .is_ok();
         if done {
             allowed.lock().unwrap().insert(key, vec![Some(value)]);
         } else {

@@ -132,6 +132,99 @@ pub async fn get(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// GETs part `n` of an object (`?partNumber=`).
+pub async fn get_part(c: &Client, bucket: &str, key: &str, n: i32) -> Vec<u8> {
+    c.get_object()
+        .bucket(bucket)
+        .key(key)
+        .part_number(n)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key} part {n}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .to_vec()
+}
+
+/// Starts a multipart upload and uploads `body` in parts of `part_size`
+/// bytes; returns the upload id and the parts to complete it with. Errors
+/// are text, for callers that expect them (a server killed under them).
+pub async fn upload_parts(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    body: &[u8],
+    part_size: usize,
+) -> Result<(String, Vec<aws_sdk_s3::types::CompletedPart>), String> {
+    let id = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("create upload for {key}: {e:?}"))?
+        .upload_id
+        .ok_or("no upload id")?;
+    let mut parts = Vec::new();
+    for (i, piece) in body.chunks(part_size).enumerate() {
+        let n = i as i32 + 1;
+        let out = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(aws_sdk_s3::primitives::ByteStream::from(piece.to_vec()))
+            .send()
+            .await
+            .map_err(|e| format!("part {n} of {key}: {e:?}"))?;
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag)
+                .build(),
+        );
+    }
+    Ok((id, parts))
+}
+
+/// Completes an upload with these parts.
+pub async fn complete_upload(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+) -> Result<(), String> {
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("complete {key}: {e:?}"))
+}
+
+/// `body` as a multipart upload in parts of `part_size` bytes.
+pub async fn put_in_parts(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    body: &[u8],
+    part_size: usize,
+) -> Result<(), String> {
+    let (id, parts) = upload_parts(c, bucket, key, body, part_size).await?;
+    complete_upload(c, bucket, key, &id, parts).await
+}
+
 /// Incompressible bytes, reproducible from a seed (xorshift).
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
